@@ -1,0 +1,145 @@
+"""A timed build through the Docker SDK's streaming build API (the classic builder).
+
+The build context is packed before the clock starts, so the build time is the
+engine's work on a context it already has, and the context is measured on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, IO
+
+import docker
+from docker.utils import build as docker_build
+
+from .errors import BuildFailed
+
+LOG_TAIL = 20
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+@dataclass
+class Context:
+    """A packed build context, ready to send."""
+    fileobj: IO[bytes]
+    size_bytes: int
+    file_count: int
+    seconds: float
+    dockerfile_name: str
+
+    def close(self) -> None:
+        self.fileobj.close()
+
+
+def dockerignore_patterns(context_dir: Path) -> list[str]:
+    """The .dockerignore patterns, read as docker-py reads them."""
+    path = context_dir / ".dockerignore"
+    if not path.exists():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def pack_context(context_dir: Path, dockerfile_text: str, dockerfile_name: str) -> Context:
+    """Tar the context after .dockerignore, with the (possibly rewritten) Dockerfile added.
+
+    The Dockerfile travels inside the context under its own name, so the variant's file
+    on disk is never modified and may live outside the context.
+    """
+    start = time.perf_counter()
+    fileobj = docker_build.tar(
+        str(context_dir),
+        exclude=dockerignore_patterns(context_dir),
+        dockerfile=(dockerfile_name, dockerfile_text),
+    )
+    seconds = time.perf_counter() - start
+    fileobj.seek(0, os.SEEK_END)
+    size = fileobj.tell()
+    fileobj.seek(0)
+    with tarfile.open(fileobj=fileobj, mode="r") as tf:
+        files = sum(1 for m in tf if m.isfile())
+    fileobj.seek(0)
+    return Context(fileobj, size, files, seconds, dockerfile_name)
+
+
+@dataclass
+class BuildOutcome:
+    image_id: str
+    seconds: float
+    steps_total: int
+    steps_cached: int
+    log_tail: list[str] = field(default_factory=list)
+
+
+def build_image(
+    client: docker.DockerClient,
+    context: Context,
+    *,
+    tag: str,
+    target: str | None,
+    build_args: dict[str, str],
+    nocache: bool,
+    labels: dict[str, str] | None = None,
+    on_line: Callable[[str], None] = lambda line: None,
+    timeout: float | None = None,
+) -> BuildOutcome:
+    """Build and time one image; raise BuildFailed with the engine's message and log tail."""
+    tail: deque[str] = deque(maxlen=LOG_TAIL)
+    image_id = None
+    steps_total = steps_cached = 0
+    error = None
+    context.fileobj.seek(0)
+    start = time.perf_counter()
+    stream = client.api.build(
+        fileobj=context.fileobj,
+        custom_context=True,
+        dockerfile=context.dockerfile_name,
+        tag=tag,
+        target=target,
+        buildargs=build_args or None,
+        nocache=nocache,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        labels=labels,
+        timeout=timeout,
+    )
+    for chunk in stream:
+        if "error" in chunk or "errorDetail" in chunk:
+            error = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+            break
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = aux["ID"]
+        text = chunk.get("stream")
+        if not text:
+            continue
+        for line in text.splitlines():
+            line = line.rstrip()
+            if not line:
+                continue
+            tail.append(line)
+            m = _STEP.match(line)
+            if m:
+                steps_total += 1
+                on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
+            elif line.strip() == "---> Using cache":
+                steps_cached += 1
+    seconds = time.perf_counter() - start
+    if error:
+        raise BuildFailed(_one_line(error), list(tail))
+    if not image_id:
+        raise BuildFailed("the engine reported no image id", list(tail))
+    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail))
+
+
+def _one_line(message: str) -> str:
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return " ".join(lines)[:400] if lines else "build failed"
+

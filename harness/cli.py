@@ -1,0 +1,244 @@
+"""The command line: thin typer commands wiring variants, bases, runner and report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import HarnessError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VARIANTS = PROJECT_ROOT / "variants"
+DEFAULT_OUT = PROJECT_ROOT / "results"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Build every Dockerfile variant of an app, measure each image, compare them.")
+out = Console()
+err = Console(stderr=True)
+
+VariantsDir = Annotated[Path, typer.Option("--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
+ContextDir = Annotated[Optional[Path], typer.Option("--context", help="Build context for every variant (default: the manifest's, else ../sample_app).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Which Dockerfile should I ship? Measure them all."""
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load(variants_dir: Path, context: Path | None, names: list[str] | None = None):
+    from .variants import load_variants, select
+
+    if context is not None and not context.is_dir():
+        raise HarnessError(f"--context {context}: no such directory")
+    return select(load_variants(variants_dir, context), names or [])
+
+
+@app.command("list")
+def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir = None) -> None:
+    """The variants: files, labels, targets, the base images they need and whether each is present."""
+    from . import engine, runner, standins
+
+    try:
+        variants = _load(variants_dir, context)
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    try:
+        client = engine.connect()
+    except HarnessError as exc:
+        client = None
+        err.print(f"[yellow]note:[/] {exc}; base presence unknown", highlight=False)
+    recipes = standins.load_recipes()
+    table = Table(title=f"Variants in {variants_dir}")
+    for col in ("#", "Name", "Approach", "Dockerfile", "Target", "Base images"):
+        table.add_column(col)
+    for i, v in enumerate(variants, 1):
+        p = runner.plan(v)
+        bases_text = p.problem or "\n".join(
+            f"{ref} ({_presence(client, ref, recipes)})" for ref in dict.fromkeys(p.refs)) or "scratch"
+        table.add_row(str(i), v.name + ("" if v.in_manifest else " (discovered)"), v.label,
+                      v.dockerfile.name, v.target or "(last stage)", bases_text)
+    out.print(table)
+
+
+def _presence(client, ref: str, recipes) -> str:
+    from docker.errors import ImageNotFound
+
+    from . import standins
+
+    if client is None:
+        return "unknown"
+    try:
+        client.api.inspect_image(ref)
+        return "present"
+    except ImageNotFound:
+        pass
+    recipe = standins.find_recipe(recipes, ref)
+    if recipe is None:
+        return "missing, no stand-in recipe"
+    return "stand-in present" if standins.existing_standin(client, recipe) else "missing; stand-in can be built"
+
+
+class RichProgress:
+    """Which variant, which build step, elapsed time."""
+
+    def __init__(self, progress: Progress):
+        self.p = progress
+        self.task = progress.add_task("starting", total=None)
+        self.head = ""
+
+    def variant(self, name, index, total, repetition, repeat):
+        self.head = f"[{index + 1}/{total}] {name} (build {repetition}/{repeat})"
+        self.p.reset(self.task, description=self.head)
+
+    def step(self, text):
+        self.p.update(self.task, description=f"{self.head}  {text[:70]}" if self.head else text[:90])
+
+    def note(self, text):
+        self.p.console.print(text, highlight=False)
+
+    def finished(self, name, ok, detail):
+        mark = "[green]ok[/]" if ok else f"[red]failed[/]: {detail}"
+        self.p.console.print(f"{name}: {mark}", highlight=False)
+
+
+@app.command()
+def run(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Variant names (default: all).")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Cold builds per variant; every sample is kept.")] = 3,
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    context: ContextDir = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories are written.")] = DEFAULT_OUT,
+    bases_mode: Annotated[str, typer.Option("--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a pull fails; present: use only what is there.")] = "auto",
+    bases_lock: Annotated[Optional[Path], typer.Option("--bases-lock", help="Record the bases used; refuse different ones on later runs.")] = None,
+    update_lock: Annotated[bool, typer.Option("--update-lock", help="Accept bases that differ from --bases-lock and rewrite it.")] = False,
+) -> None:
+    """Build and measure the variants; write results.json, results.csv, table.md and sizes.png."""
+    from . import engine, report, results, runner
+    from .bases import MODES
+
+    if bases_mode not in MODES:
+        raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--bases")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"{out_dir} exists and is not a directory", param_hint="--out")
+    try:
+        variants = _load(variants_dir, context, names)
+        if not variants:
+            raise HarnessError(f"no variants found in {variants_dir}")
+        client = engine.connect()
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    opts = runner.RunOptions(repeat=repeat, out=out_dir, bases_mode=bases_mode,
+                             bases_lock=bases_lock, update_lock=update_lock,
+                             settings={"variants_dir": str(variants_dir),
+                                       "context": str(context) if context else None,
+                                       "names": names or []})
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            run_dir, record, code = runner.execute(client, variants, opts, RichProgress(bar))
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: partial results saved", highlight=False)
+        raise typer.Exit(130)
+    written = report.write_report(record, run_dir)
+    results.point_latest(out_dir, run_dir)
+    out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
+    out.print()
+    for path in (run_dir / results.RESULTS_FILE, written.csv, written.table, written.chart):
+        out.print(f"wrote {path}", highlight=False)
+    out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Optional[Path], typer.Argument(help="A run directory (default: results/latest).")] = None,
+) -> None:
+    """Regenerate table.md, results.csv and sizes.png from a results.json; needs no engine."""
+    from . import report, results
+
+    run_dir = run_dir or DEFAULT_OUT / "latest"
+    try:
+        record = results.load(run_dir)
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    target = run_dir if run_dir.is_dir() else run_dir.parent
+    written = report.write_report(record, target)
+    out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
+    out.print()
+    for path in (written.table, written.csv, written.chart):
+        out.print(f"wrote {path}", highlight=False)
+
+
+@app.command("bases")
+def bases_cmd(
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    context: ContextDir = None,
+    build: Annotated[bool, typer.Option("--build", help="Build the stand-ins that are missing.")] = False,
+    bases_mode: Annotated[str, typer.Option("--bases", help="auto | pull | present")] = "auto",
+) -> None:
+    """How each base image the variants name resolves; --build makes the missing stand-ins."""
+    from . import bases, engine, runner, standins
+
+    try:
+        variants = _load(variants_dir, context)
+        client = engine.connect()
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    refs = list(dict.fromkeys(r for v in variants for r in runner.plan(v).refs))
+    recipes = standins.load_recipes()
+    if build:  # the stand-ins that have recipes, even when no variant names them yet
+        refs += [r.stands_in_for for r in recipes.values() if r.stands_in_for not in refs]
+    table = Table(title="Base images")
+    for col in ("Requested", "Resolves", "Image id", "Digest", "Size", "Stand-in"):
+        table.add_column(col, overflow="fold")
+    missing = 0
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("resolving", total=None)
+        for ref in refs:
+            bar.update(task, description=f"resolving {ref}")
+            res = bases.resolve(client, ref, mode=bases_mode, build=build, recipes=recipes,
+                                log=lambda line: bar.update(task, description=f"{ref}: {line[:80]}"))
+            missing += res.image_id is None
+            from .report import human_size
+
+            standin = (f"{res.used_ref} (recipe {res.recipe}, stands in for {ref}; "
+                       f"{res.standin_description})") if res.standin else "no"
+            table.add_row(ref, res.status + (f" ({res.seconds:.1f} s)" if res.seconds >= 0.05 else ""),
+                          (res.image_id or "–").replace("sha256:", "")[:12], res.digest or "–",
+                          human_size(res.size_bytes) if res.size_bytes else "–",
+                          standin if not res.error else res.error)
+    out.print(table)
+    if missing:
+        raise _fail(f"{missing} base image(s) unresolved" + ("" if build else "; `harness bases --build` builds the stand-ins"))
+
+
+def main() -> None:
+    try:
+        app()
+    except HarnessError as exc:  # a domain error that escaped a command: still one line
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,208 @@
+"""Just enough Dockerfile parsing to resolve base images and rewrite FROM lines.
+
+Pure functions: text in, data out. The engine remains the judge of syntax; this
+module only needs the stages, their bases and the declared ARGs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_VAR = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-+])?(?P<word>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_ESCAPE_DIRECTIVE = re.compile(r"^#\s*escape\s*=\s*(\S)\s*$", re.IGNORECASE)
+_DIRECTIVE = re.compile(r"^#\s*[a-zA-Z]+\s*=")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case, e.g. "FROM"
+    args: str  # the rest of the logical line, continuations joined
+    line: int  # 1-based line of its first physical line
+    end_line: int  # 1-based line of its last physical line
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: str | None  # the AS name, lower-cased like the engine does
+    base: str  # the FROM reference after ARG expansion
+    base_raw: str  # the FROM reference as written
+    from_line: int
+    platform: str | None = None
+    base_is_stage: bool = False  # FROM <earlier stage>
+    instructions: tuple[Instruction, ...] = ()
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.base.lower() == "scratch"
+
+    @property
+    def needs_resolution(self) -> bool:
+        return not (self.is_scratch or self.base_is_stage)
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    instructions: tuple[Instruction, ...]
+    stages: tuple[Stage, ...]
+    global_args: dict[str, str | None]  # ARGs before the first FROM and their defaults
+    declared_args: frozenset[str] = field(default_factory=frozenset)
+
+    def stage(self, target: str | None) -> Stage:
+        """The stage a build with `target` ends at (the last one without a target)."""
+        if not self.stages:
+            raise ValueError("no FROM instruction")
+        if target is None:
+            return self.stages[-1]
+        for st in self.stages:
+            if st.name == target.lower():
+                return st
+        names = ", ".join(s.name for s in self.stages if s.name) or "none"
+        raise ValueError(f"target stage {target!r} not found (stages: {names})")
+
+    def stages_for(self, target: str | None) -> list[Stage]:
+        """Every stage up to the target, as the classic builder builds them."""
+        last = self.stage(target)
+        return [s for s in self.stages if s.index <= last.index]
+
+
+def logical_lines(text: str) -> list[Instruction]:
+    """Split into instructions: comments dropped, continuations joined."""
+    escape = "\\"
+    lines = text.splitlines()
+    # Parser directives sit at the very top, before any other line.
+    for raw in lines:
+        m = _ESCAPE_DIRECTIVE.match(raw.strip())
+        if m:
+            escape = m.group(1)
+            continue
+        if _DIRECTIVE.match(raw.strip()):
+            continue
+        break
+    out: list[Instruction] = []
+    buf: list[str] = []
+    start = 0
+    for no, raw in enumerate(lines, 1):
+        stripped = raw.strip()
+        if not buf and (not stripped or stripped.startswith("#")):
+            continue
+        if buf and stripped.startswith("#"):
+            continue  # comments inside a continued instruction are skipped
+        if not buf:
+            start = no
+        if stripped.endswith(escape):
+            buf.append(stripped[: -len(escape)].rstrip())
+            continue
+        buf.append(stripped)
+        out.append(_instruction(" ".join(p for p in buf if p), start, no))
+        buf = []
+    if buf:
+        out.append(_instruction(" ".join(p for p in buf if p), start, len(lines)))
+    return out
+
+
+def _instruction(logical: str, start: int, end: int) -> Instruction:
+    keyword, _, args = logical.partition(" ")
+    return Instruction(keyword.upper(), args.strip(), start, end)
+
+
+def expand(value: str, env: dict[str, str | None]) -> str:
+    """Substitute $VAR, ${VAR}, ${VAR:-default} and ${VAR:+alt} like the builder."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group("braced") or m.group("bare")
+        current = env.get(name)
+        op = m.group("op")
+        word = m.group("word") or ""
+        if op in (":-", "-"):
+            return current if current else word
+        if op in (":+", "+"):
+            return word if current else ""
+        return current or ""
+
+    return _VAR.sub(sub, value)
+
+
+def _split_arg(args: str) -> tuple[str, str | None]:
+    name, eq, default = args.partition("=")
+    default = default.strip()
+    if len(default) >= 2 and default[0] == default[-1] and default[0] in "\"'":
+        default = default[1:-1]
+    return name.strip(), (default if eq else None)
+
+
+def parse(text: str, build_args: dict[str, str] | None = None) -> Dockerfile:
+    """Parse a Dockerfile and resolve each FROM with the global ARGs and `build_args`."""
+    build_args = build_args or {}
+    instructions = logical_lines(text)
+    global_args: dict[str, str | None] = {}
+    declared: set[str] = set()
+    stages: list[Stage] = []
+    current: dict | None = None
+    body: list[Instruction] = []
+
+    def close() -> None:
+        if current is not None:
+            stages.append(Stage(**current, instructions=tuple(body)))
+
+    for ins in instructions:
+        if ins.keyword == "ARG":
+            for token in ins.args.split():
+                name, default = _split_arg(token)
+                declared.add(name)
+                if current is None:
+                    global_args[name] = build_args.get(name, default)
+        if ins.keyword != "FROM":
+            if current is not None:
+                body.append(ins)
+            continue
+        close()
+        body = []
+        tokens = ins.args.split()
+        platform = None
+        while tokens and tokens[0].startswith("--"):
+            flag = tokens.pop(0)
+            if flag.startswith("--platform="):
+                platform = flag.split("=", 1)[1]
+        if not tokens:
+            raise ValueError(f"line {ins.line}: FROM without an image")
+        raw = tokens[0]
+        name = tokens[2].lower() if len(tokens) >= 3 and tokens[1].lower() == "as" else None
+        base = expand(raw, global_args)
+        earlier = {s.name for s in stages if s.name}
+        current = dict(
+            index=len(stages),
+            name=name,
+            base=base,
+            base_raw=raw,
+            from_line=ins.line,
+            platform=platform,
+            base_is_stage=base.lower() in earlier,
+        )
+    close()
+    return Dockerfile(tuple(instructions), tuple(stages), global_args, frozenset(declared))
+
+
+def rewrite_from(text: str, replacements: dict[int, str]) -> str:
+    """Return `text` with the image of FROM number i replaced by replacements[i].
+
+    Only the image token changes; flags, the AS name, comments and line numbers stay,
+    so the engine's error messages still point at the user's own lines.
+    """
+    if not replacements:
+        return text
+    lines = text.splitlines(keepends=True)
+    froms = [ins for ins in logical_lines(text) if ins.keyword == "FROM"]
+    for index, new_ref in replacements.items():
+        ins = froms[index]
+        raw_line = lines[ins.line - 1]
+        tokens = ins.args.split()
+        image = next(t for t in tokens if not t.startswith("--"))
+        # The image is on the FROM line itself in every Dockerfile seen in practice;
+        # a continuation before it would leave the line unchanged, caught below.
+        pos = raw_line.find(image, raw_line.upper().find("FROM") + 4)
+        if pos < 0:
+            raise ValueError(f"line {ins.line}: cannot locate the image {image!r} to substitute")
+        lines[ins.line - 1] = raw_line[:pos] + new_ref + raw_line[pos + len(image):]
+    return "".join(lines)

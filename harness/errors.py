@@ -1,0 +1,17 @@
+"""Domain errors: each carries a one-line message fit for a user (never a traceback)."""
+
+
+class HarnessError(Exception):
+    """A user-facing failure; str(err) is one line that names what and why."""
+
+
+class EngineUnavailable(HarnessError):
+    """No Docker engine answers."""
+
+
+class BuildFailed(HarnessError):
+    """A build stream reported an error."""
+
+    def __init__(self, message: str, log_tail: list[str] | None = None):
+        super().__init__(message)
+        self.log_tail = log_tail or []

@@ -1,0 +1,142 @@
+"""Results on disk: one schema-versioned `results.json` per run directory.
+
+Every write goes to a temporary file in the same directory and is then renamed, so a
+crash or a full disk leaves the previous file whole. Raw samples are stored; statistics
+are computed when reading.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .errors import HarnessError
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` so that a reader only ever sees a whole file."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def run_id(now: dt.datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def new_run_dir(out: Path, now: dt.datetime) -> Path:
+    """A fresh directory named by the UTC time; a suffix keeps two runs in one second apart."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = run_id(now)
+    for i in range(100):
+        path = out / (base if i == 0 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise HarnessError(f"cannot create a run directory under {out}")
+
+
+def point_latest(out: Path, run_dir: Path) -> None:
+    """Make `out/latest` a relative symlink to the run, replaced atomically."""
+    link = out / "latest"
+    tmp = out / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                 text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def machine() -> dict:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem = None
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": mem,
+    }
+
+
+def new_record(now: dt.datetime, settings: dict, engine: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id(now),
+        "created_utc": now.isoformat(timespec="seconds"),
+        "finished_utc": None,
+        "harness": {"version": __version__, "git": git_state()},
+        "machine": machine(),
+        "engine": engine,
+        "settings": settings,
+        "bases": {},
+        "variants": [],
+    }
+
+
+def save(run_dir: Path, record: dict) -> Path:
+    path = run_dir / RESULTS_FILE
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load(path: Path) -> dict:
+    """Read a run (a directory or its results.json); a bad file is a one-line HarnessError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such results file") from None
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: not a readable results file ({exc})") from None
+    if not isinstance(record, dict):
+        raise HarnessError(f"{path}: not a results record")
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise HarnessError(
+            f"{path}: schema version {version!r} is not one this harness reads ({SCHEMA_VERSION})")
+    if not isinstance(record.get("variants"), list):
+        raise HarnessError(f"{path}: truncated or incomplete (no variants list)")
+    return record

@@ -1,0 +1,235 @@
+"""A bench run: resolve bases, build and measure each variant, save after each one.
+
+Data flows one way: variants -> bases -> build -> measure -> results. The record is
+saved after every variant, so whatever happens next, nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import docker
+from docker.errors import APIError, DockerException
+from requests.exceptions import RequestException
+
+from . import bases, dockerfile, engine, results
+from .build import build_image, pack_context
+from .errors import BuildFailed, HarnessError
+from .measure import measure_image
+from .variants import Variant
+
+LABEL_RUN = "io.harness.run"
+LABEL_VARIANT = "io.harness.variant"
+
+
+class Progress(Protocol):
+    def variant(self, name: str, index: int, total: int, repetition: int, repeat: int) -> None: ...
+    def step(self, text: str) -> None: ...
+    def note(self, text: str) -> None: ...
+    def finished(self, name: str, ok: bool, detail: str) -> None: ...
+
+
+class QuietProgress:
+    def variant(self, *args) -> None: ...
+    def step(self, text: str) -> None: ...
+    def note(self, text: str) -> None: ...
+    def finished(self, *args) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    repeat: int = 3
+    out: Path = Path("results")
+    bases_mode: str = "auto"
+    bases_lock: Path | None = None
+    update_lock: bool = False
+    settings: dict = field(default_factory=dict)  # extra settings to record (paths given)
+
+
+@dataclass
+class Plan:
+    """What a variant needs before it can be built: parsed stages and its base references."""
+    variant: Variant
+    text: str = ""
+    parsed: dockerfile.Dockerfile | None = None
+    stages: list[dockerfile.Stage] = field(default_factory=list)
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def refs(self) -> list[str]:
+        return [s.base for s in self.stages if s.needs_resolution]
+
+
+def plan(variant: Variant) -> Plan:
+    p = Plan(variant, problem=variant.problem)
+    if p.problem:
+        return p
+    try:
+        p.text = variant.dockerfile.read_text()
+        p.parsed = dockerfile.parse(p.text, variant.build_args)
+        p.stages = p.parsed.stages_for(variant.target)
+    except (OSError, UnicodeDecodeError) as exc:
+        p.problem = f"cannot read {variant.dockerfile.name}: {exc}"
+    except ValueError as exc:
+        p.problem = f"{variant.dockerfile.name}: {exc}"
+    if p.parsed is not None:
+        undeclared = sorted(set(variant.build_args) - p.parsed.declared_args)
+        if undeclared:
+            p.warnings.append(f"build arg(s) {', '.join(undeclared)} not declared by any ARG "
+                              f"in {variant.dockerfile.name}; the engine ignores them")
+    return p
+
+
+def _from_records(p: Plan, resolved: dict[str, bases.Resolution]) -> list[dict]:
+    final = p.stages[-1].index if p.stages else -1
+    out = []
+    for s in p.stages:
+        rec = {"stage": s.index, "stage_name": s.name, "from_line": s.from_line,
+               "written": s.base_raw, "requested": s.base, "final": s.index == final,
+               "kind": "scratch" if s.is_scratch else "stage" if s.base_is_stage else "image"}
+        r = resolved.get(s.base) if s.needs_resolution else None
+        if r is not None:
+            rec.update(status=r.status, image_id=r.image_id, digest=r.digest,
+                       standin=r.standin, used_ref=r.used_ref, size_bytes=r.size_bytes,
+                       layer_count=r.layer_count)
+        out.append(rec)
+    return out
+
+
+def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptions,
+            progress: Progress | None = None) -> tuple[Path, dict, int]:
+    """Run the bench; return the run directory, its record and the exit code."""
+    progress = progress or QuietProgress()
+    now = results.utc_now()
+    settings = {"repeat": opts.repeat, "builder": "classic", "scenario": "cold",
+                "bases_mode": opts.bases_mode, **opts.settings}
+    record = results.new_record(now, settings, engine.describe(client))
+    run_dir = results.new_run_dir(opts.out, now)
+    results.save(run_dir, record)
+
+    plans = [plan(v) for v in variants]
+    for p in plans:
+        for w in p.warnings:
+            progress.note(f"warning: {p.variant.name}: {w}")
+
+    resolved: dict[str, bases.Resolution] = {}
+    for ref in dict.fromkeys(r for p in plans if not p.problem for r in p.refs):
+        progress.note(f"resolving base image {ref}")
+        res = bases.resolve(client, ref, mode=opts.bases_mode, log=progress.step)
+        resolved[ref] = res
+        record["bases"][ref] = res.to_dict()
+        progress.note(f"  {ref}: {res.status}" + (f" ({res.used_ref})" if res.standin else "")
+                      + (f" — {res.error}" if res.error else ""))
+    results.save(run_dir, record)
+    _apply_lock(opts, resolved)
+
+    for i, p in enumerate(plans):
+        entry = {"name": p.variant.name, "label": p.variant.label,
+                 "dockerfile": p.variant.dockerfile.name,
+                 "dockerfile_path": str(p.variant.dockerfile),
+                 "context": str(p.variant.context), "target": p.variant.target,
+                 "build_args": p.variant.build_args, "in_manifest": p.variant.in_manifest,
+                 "warnings": p.warnings, "froms": _from_records(p, resolved)}
+        record["variants"].append(entry)
+        try:
+            _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
+                             (i, len(plans)))
+        except KeyboardInterrupt:
+            entry.update(status="failed", error="interrupted")
+            record["finished_utc"] = None
+            results.save(run_dir, record)
+            raise
+        progress.finished(p.variant.name, entry["status"] == "ok",
+                          entry.get("error") or "")
+        results.save(run_dir, record)
+
+    record["finished_utc"] = results.utc_now().isoformat(timespec="seconds")
+    results.save(run_dir, record)
+    failed = any(v["status"] != "ok" for v in record["variants"])
+    return run_dir, record, 1 if failed else 0
+
+
+def _apply_lock(opts: RunOptions, resolved: dict[str, bases.Resolution]) -> None:
+    if opts.bases_lock is None:
+        return
+    usable = {k: r for k, r in resolved.items() if r.image_id}
+    if opts.bases_lock.exists() and not opts.update_lock:
+        problems = bases.check_lock(opts.bases_lock, usable)
+        if problems:
+            raise HarnessError(f"bases differ from the lock {opts.bases_lock}: "
+                               + "; ".join(problems) + " (use --update-lock to accept them)")
+    else:
+        bases.write_lock(opts.bases_lock, usable)
+
+
+def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, run_id: str,
+                     progress: Progress, position: tuple[int, int]) -> None:
+    v = p.variant
+    if p.problem:
+        entry.update(status="failed", error=p.problem)
+        return
+    missing = [resolved[r] for r in p.refs if resolved[r].image_id is None]
+    if missing:
+        entry.update(status="failed", error="; ".join(r.error or r.requested for r in missing))
+        return
+    # Stand-ins are substituted in a copy handed to the engine; the file on disk stays as is.
+    swaps = {s.index: resolved[s.base].used_ref for s in p.stages
+             if s.needs_resolution and resolved[s.base].used_ref != s.base}
+    text = dockerfile.rewrite_from(p.text, swaps)
+    entry["dockerfile_rewritten"] = bool(swaps)
+    samples: list[float] = []
+    build_info: dict = {"samples_seconds": samples, "warmup_seconds": []}
+    entry["build"] = build_info
+    dangling_before = _dangling(client)
+    context = pack_context(v.context, text, f".harness.{v.name}.Dockerfile")
+    build_info.update(context_bytes=context.size_bytes, context_files=context.file_count,
+                      context_seconds=context.seconds)
+    image_id = None
+    try:
+        for rep in range(opts.repeat):
+            progress.variant(v.name, position[0], position[1], rep + 1, opts.repeat)
+            outcome = build_image(
+                client, context, tag=v.image_tag, target=v.target, build_args=v.build_args,
+                nocache=True, labels={LABEL_RUN: run_id, LABEL_VARIANT: v.name},
+                on_line=progress.step)
+            samples.append(outcome.seconds)
+            build_info.update(steps_total=outcome.steps_total, steps_cached=outcome.steps_cached)
+            if image_id and image_id != outcome.image_id:
+                _remove(client, image_id)  # an earlier repetition's image, now untagged
+            image_id = outcome.image_id
+        entry["image"] = measure_image(client, image_id)
+        entry["image"]["tag"] = v.image_tag
+        entry["status"] = "ok"
+        entry["error"] = None
+    except BuildFailed as exc:
+        entry.update(status="failed", error=f"build failed: {exc}", log_tail=exc.log_tail)
+    except (APIError, DockerException, RequestException, OSError) as exc:
+        entry.update(status="failed", error=f"engine error: {engine.first_line(exc)}")
+    finally:
+        context.close()
+        _remove_new_dangling(client, dangling_before, keep=image_id)
+
+
+def _dangling(client) -> set[str]:
+    try:
+        return set(client.api.images(filters={"dangling": True}, quiet=True))
+    except (APIError, RequestException):
+        return set()
+
+
+def _remove(client, image_id: str) -> None:
+    try:
+        client.api.remove_image(image_id, force=False, noprune=False)
+    except (APIError, RequestException):
+        pass  # still used by a tag or a container: leave it, never force
+
+
+def _remove_new_dangling(client, before: set[str], keep: str | None) -> None:
+    """Drop the untagged stage images this variant's builds left (by id, never a prune)."""
+    for image_id in _dangling(client) - before:
+        if image_id != keep:
+            _remove(client, image_id)
+

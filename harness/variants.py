@@ -1,0 +1,138 @@
+"""Find the Dockerfile variants: the manifest's entries in order, then any other Dockerfile.
+
+A variant that cannot be built as described (missing file, duplicate name, missing
+context) is still returned, with `problem` set, so the run records it as failed and
+goes on with the others.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import HarnessError
+
+MANIFEST = "variants.toml"
+DEFAULT_CONTEXT = "../sample_app"
+_PATTERNS = ("*.Dockerfile", "*.dockerfile", "Dockerfile", "Dockerfile.*", "dockerfile")
+_KNOWN_KEYS = {"name", "label", "dockerfile", "target", "build_args", "context", "order"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    dockerfile: Path
+    context: Path
+    target: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    order: int = 0
+    in_manifest: bool = True
+    problem: str | None = None  # why it cannot be built, if it cannot
+
+    @property
+    def image_tag(self) -> str:
+        """The local tag of the final image: a valid reference whatever the name."""
+        slug = re.sub(r"[^a-z0-9._-]+", "-", self.name.lower()).strip(".-_") or "variant"
+        return f"harness-bench/{slug}:latest"
+
+
+def name_from_file(path: Path) -> str:
+    """`foo.Dockerfile` -> foo, `Dockerfile.foo` -> foo, `Dockerfile` -> its directory."""
+    n = path.name
+    low = n.lower()
+    if low.endswith(".dockerfile"):
+        return n[: -len(".dockerfile")]
+    if low.startswith("dockerfile."):
+        return n[len("dockerfile."):]
+    return path.parent.name or "Dockerfile"
+
+
+def is_dockerfile(path: Path) -> bool:
+    return path.is_file() and any(fnmatch.fnmatchcase(path.name, p) for p in _PATTERNS)
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"{path.name}: not valid TOML ({exc})") from None
+
+
+def load_variants(variants_dir: Path, context: Path | None = None) -> list[Variant]:
+    """The variants of `variants_dir`; `context` overrides every variant's build context."""
+    variants_dir = variants_dir.resolve()
+    if not variants_dir.is_dir():
+        raise HarnessError(f"variants directory {variants_dir} does not exist")
+    manifest_path = variants_dir / MANIFEST
+    manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
+    default_ctx = (variants_dir / manifest.get("context", DEFAULT_CONTEXT)).resolve()
+    if context is not None:
+        default_ctx = context.resolve()
+
+    out: list[Variant] = []
+    seen: set[str] = set()
+    claimed: set[Path] = set()
+    entries = manifest.get("variant", [])
+    if not isinstance(entries, list):
+        raise HarnessError(f"{MANIFEST}: 'variant' must be an array of tables ([[variant]])")
+    for i, entry in enumerate(entries):
+        out.append(_from_entry(entry, i, variants_dir, default_ctx, context, seen))
+        claimed.add(out[-1].dockerfile)
+    out.sort(key=lambda v: v.order)  # stable: equal orders keep the file's order
+    for path in sorted(variants_dir.iterdir()):
+        if path.resolve() in claimed or not is_dockerfile(path):
+            continue
+        name = name_from_file(path)
+        problem = _check(name, path, default_ctx, seen)
+        out.append(Variant(name, name, path.resolve(), default_ctx, order=len(out),
+                           in_manifest=False, problem=problem))
+    return out
+
+
+def _from_entry(entry: dict, i: int, vdir: Path, default_ctx: Path,
+                ctx_override: Path | None, seen: set[str]) -> Variant:
+    where = f"{MANIFEST} entry {i + 1}"
+    if not isinstance(entry, dict) or "dockerfile" not in entry:
+        raise HarnessError(f"{where}: needs at least dockerfile = \"...\"")
+    unknown = set(entry) - _KNOWN_KEYS
+    if unknown:
+        raise HarnessError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    dockerfile = (vdir / entry["dockerfile"]).resolve()
+    name = str(entry.get("name") or name_from_file(dockerfile))
+    ctx = default_ctx
+    if ctx_override is None and entry.get("context"):
+        ctx = (vdir / entry["context"]).resolve()
+    args = {str(k): str(v) for k, v in (entry.get("build_args") or {}).items()}
+    problem = _check(name, dockerfile, ctx, seen)
+    return Variant(name=name, label=str(entry.get("label") or name), dockerfile=dockerfile,
+                   context=ctx, target=entry.get("target"), build_args=args,
+                   order=int(entry.get("order", i)), problem=problem)
+
+
+def _check(name: str, dockerfile: Path, ctx: Path, seen: set[str]) -> str | None:
+    problem = None
+    if name in seen:
+        problem = f"another variant is already named {name!r}"
+    elif not dockerfile.is_file():
+        problem = f"Dockerfile {dockerfile.name} does not exist"
+    elif not ctx.is_dir():
+        problem = f"build context {ctx} does not exist"
+    seen.add(name)
+    return problem
+
+
+def select(variants: list[Variant], names: list[str]) -> list[Variant]:
+    """The variants named, in manifest order; an unknown name is a usage error."""
+    if not names:
+        return variants
+    known = {v.name for v in variants}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise HarnessError(
+            f"unknown variant(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    wanted = set(names)
+    return [v for v in variants if v.name in wanted]

@@ -1,0 +1,61 @@
+import pytest
+
+from harness import dockerfile
+
+ARTICLE_THREE_STAGE = """\
+# Stage 1: Install all dependencies
+FROM node:20-alpine AS deps
+WORKDIR /app
+COPY package*.json ./
+RUN npm ci
+
+FROM node:20-alpine AS builder
+COPY --from=deps /app/node_modules ./node_modules
+RUN npm run build
+
+FROM node:20-alpine AS runner
+ENV NODE_ENV=production
+USER node
+CMD ["node", "dist/index.js"]
+"""
+
+
+def test_stages_and_target():
+    df = dockerfile.parse(ARTICLE_THREE_STAGE)
+    assert [s.name for s in df.stages] == ["deps", "builder", "runner"]
+    assert [s.base for s in df.stages] == ["node:20-alpine"] * 3
+    assert df.stage("builder").index == 1
+    assert [s.name for s in df.stages_for("builder")] == ["deps", "builder"]
+    assert df.stage(None).name == "runner"
+    with pytest.raises(ValueError, match="'nope' not found"):
+        df.stage("nope")
+
+
+def test_arg_parameterised_from_uses_defaults_and_build_args():
+    text = "ARG NODE=20\nARG FLAVOUR\nFROM node:${NODE}${FLAVOUR:+-}${FLAVOUR}\nARG LATE\n"
+    assert dockerfile.parse(text).stages[0].base == "node:20"
+    assert dockerfile.parse(text, {"FLAVOUR": "alpine"}).stages[0].base == "node:20-alpine"
+    assert dockerfile.parse(text, {"NODE": "22"}).stages[0].base == "node:22"
+    assert dockerfile.parse(text).declared_args == {"NODE", "FLAVOUR", "LATE"}
+
+
+def test_scratch_and_earlier_stage_need_no_resolution():
+    df = dockerfile.parse("FROM scratch AS a\nFROM a AS b\nFROM --platform=linux/amd64 busybox:1\n")
+    assert [s.needs_resolution for s in df.stages] == [False, False, True]
+    assert df.stages[2].platform == "linux/amd64"
+
+
+def test_continuations_and_comments():
+    text = "FROM alpine\nRUN echo a \\\n  # a comment inside\n  && echo b\n"
+    ins = dockerfile.logical_lines(text)
+    assert [i.keyword for i in ins] == ["FROM", "RUN"]
+    assert ins[1].args == "echo a && echo b"
+    assert (ins[1].line, ins[1].end_line) == (2, 4)
+
+
+def test_rewrite_from_changes_only_the_image_token():
+    text = "FROM node:20 AS build\nRUN x\nfrom  --platform=$P gcr.io/distroless/nodejs20-debian12 as run # tail\n"
+    out = dockerfile.rewrite_from(text, {0: "stand/node:20", 1: "stand/dl:12"})
+    assert out == ("FROM stand/node:20 AS build\nRUN x\n"
+                   "from  --platform=$P stand/dl:12 as run # tail\n")
+    assert dockerfile.rewrite_from(text, {}) == text
