@@ -6,6 +6,7 @@ engine's work on a context it already has, and the context is measured on its ow
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tarfile
@@ -32,6 +33,7 @@ class Context:
     file_count: int
     seconds: float
     dockerfile_name: str
+    sha256: str  # of the files' names and contents (not mtimes): same app, same hash
 
     def close(self) -> None:
         self.fileobj.close()
@@ -62,10 +64,31 @@ def pack_context(context_dir: Path, dockerfile_text: str, dockerfile_name: str) 
     fileobj.seek(0, os.SEEK_END)
     size = fileobj.tell()
     fileobj.seek(0)
-    with tarfile.open(fileobj=fileobj, mode="r") as tf:
-        files = sum(1 for m in tf if m.isfile())
+    files, digest = _content_digest(fileobj, skip={dockerfile_name, ".dockerignore"})
     fileobj.seek(0)
-    return Context(fileobj, size, files, seconds, dockerfile_name)
+    return Context(fileobj, size, files, seconds, dockerfile_name, digest)
+
+
+def _content_digest(fileobj: IO[bytes], skip: set[str]) -> tuple[int, str]:
+    """Count the files sent and hash what matters for a rebuild: paths and bytes.
+
+    The Dockerfile and .dockerignore are skipped: the Dockerfile has its own hash and
+    docker-py rewrites .dockerignore when it adds the Dockerfile.
+    """
+    digest = hashlib.sha256()
+    files = 0
+    with tarfile.open(fileobj=fileobj, mode="r") as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            files += 1
+            if member.name in skip:
+                continue
+            digest.update(member.name.encode() + b"\0")
+            with tf.extractfile(member) as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return files, digest.hexdigest()
 
 
 @dataclass

@@ -158,7 +158,7 @@ def standin_notes(record: dict) -> list[str]:
             continue
         node = f", Node.js {res['node_version']}" if res.get("node_version") else ""
         lines.append(
-            f"{STANDIN_MARK} `{ref}` could not be pulled here; a local stand-in was used: "
+            f"({STANDIN_MARK}) `{ref}` could not be pulled here; a local stand-in was used: "
             f"`{res.get('used_ref')}` (recipe `{res.get('recipe')}`{node}). "
             f"{res.get('standin_description') or ''}".rstrip())
     return lines

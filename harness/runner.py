@@ -6,6 +6,8 @@ saved after every variant, so whatever happens next, nothing measured is lost.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -130,6 +132,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
         entry = {"name": p.variant.name, "label": p.variant.label,
                  "dockerfile": p.variant.dockerfile.name,
                  "dockerfile_path": str(p.variant.dockerfile),
+                 "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
                  "context": str(p.variant.context), "target": p.variant.target,
                  "build_args": p.variant.build_args, "in_manifest": p.variant.in_manifest,
                  "warnings": p.warnings, "froms": _from_records(p, resolved)}
@@ -187,6 +190,7 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
     context = pack_context(v.context, text, f".harness.{v.name}.Dockerfile")
     build_info.update(context_bytes=context.size_bytes, context_files=context.file_count,
                       context_seconds=context.seconds)
+    entry["context_sha256"] = context.sha256
     image_id = None
     try:
         for rep in range(opts.repeat):
