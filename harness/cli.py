@@ -20,8 +20,9 @@ DEFAULT_OUT = PROJECT_ROOT / "results"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build every Dockerfile variant of an app, measure each image, compare them.")
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 VariantsDir = Annotated[Path, typer.Option("--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
 ContextDir = Annotated[Optional[Path], typer.Option("--context", help="Build context for every variant (default: the manifest's, else ../sample_app).")]
@@ -132,6 +133,8 @@ def run(
     bases_mode: Annotated[str, typer.Option("--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a pull fails; present: use only what is there.")] = "auto",
     bases_lock: Annotated[Optional[Path], typer.Option("--bases-lock", help="Record the bases used; refuse different ones on later runs.")] = None,
     update_lock: Annotated[bool, typer.Option("--update-lock", help="Accept bases that differ from --bases-lock and rewrite it.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a size budget is broken (budgets from --budgets or variants.toml).")] = False,
+    budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables.")] = None,
 ) -> None:
     """Build and measure the variants; write results.json, results.csv, table.md and sizes.png."""
     from . import engine, report, results, runner
@@ -141,10 +144,20 @@ def run(
         raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--bases")
     if out_dir.exists() and not out_dir.is_dir():
         raise typer.BadParameter(f"{out_dir} exists and is not a directory", param_hint="--out")
+    baseline = None
     try:
         variants = _load(variants_dir, context, names)
         if not variants:
             raise HarnessError(f"no variants found in {variants_dir}")
+        if check:
+            from . import budgets
+
+            budgets.load_budgets(budgets_file or variants_dir)  # a bad budget fails before building
+            if (out_dir / "latest").exists():
+                try:
+                    baseline = results.load(out_dir / "latest")
+                except HarnessError as exc:
+                    err.print(f"note: no baseline for max_growth: {exc}", highlight=False)
         client = engine.connect()
     except HarnessError as exc:
         raise _fail(str(exc))
@@ -169,6 +182,13 @@ def run(
     for path in (run_dir / results.RESULTS_FILE, written.csv, written.table, written.chart):
         out.print(f"wrote {path}", highlight=False)
     out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
+    if check:
+        from . import budgets
+
+        lines, check_code = budgets.check_main(record, budgets_file or variants_dir, baseline)
+        for line in lines:
+            out.print(line, highlight=False, markup=False)
+        code = code or check_code
     raise typer.Exit(code)
 
 
@@ -234,6 +254,55 @@ def bases_cmd(
     out.print(table)
     if missing:
         raise _fail(f"{missing} base image(s) unresolved" + ("" if build else "; `harness bases --build` builds the stand-ins"))
+
+
+@app.command("history")
+def history_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="The results directory holding history.jsonl.")] = DEFAULT_OUT,
+    factor: Annotated[float, typer.Option(help="A build-time change counts only beyond this ratio of medians (and when significant).")] = 1.10,
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test on build-time samples.")] = 0.05,
+    import_runs: Annotated[bool, typer.Option("--import", help="First append the run directories under --out that the history lacks.")] = False,
+) -> None:
+    """Changes between consecutive runs of each variant: sizes and layers exactly, build time when significant."""
+    from . import history
+
+    path = out_dir / history.HISTORY_FILE
+    try:
+        if import_runs:
+            for line in history.backfill(path, out_dir):
+                typer.echo(line)
+        lines, code = history.history_main(path, factor, alpha)
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    typer.echo("\n".join(lines))
+    raise typer.Exit(code)
+
+
+@app.command("compare")
+def compare_cmd(
+    baseline: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --variants.")],
+    current: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name.")],
+    fmt: Annotated[str, typer.Option("--format", help="md | json | csv")] = "md",
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when CURRENT breaks a budget.")] = False,
+    budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables (default: variants.toml).")] = None,
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    factor: Annotated[float, typer.Option(help="Build-time ratio that counts as a change.")] = 1.10,
+    alpha: Annotated[float, typer.Option(help="Significance level for build times.")] = 0.05,
+) -> None:
+    """A table of differences fit for a pull-request comment; with --check, a CI gate on budgets."""
+    from . import compare
+
+    if fmt not in ("md", "json", "csv"):
+        raise typer.BadParameter("must be md, json or csv", param_hint="--format")
+    try:
+        text, lines, code = compare.compare_main(baseline, current, fmt, check,
+                                                 budgets_file or variants_dir, factor, alpha)
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    typer.echo(text)
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import docker
 from docker.errors import APIError, DockerException
 from requests.exceptions import RequestException
 
-from . import bases, dockerfile, engine, results
+from . import bases, dockerfile, engine, history, results
 from .build import build_image, pack_context
 from .errors import BuildFailed, HarnessError
 from .measure import measure_image
@@ -151,6 +151,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
 
     record["finished_utc"] = results.utc_now().isoformat(timespec="seconds")
     results.save(run_dir, record)
+    history.append_run(opts.out / history.HISTORY_FILE, record)
     failed = any(v["status"] != "ok" for v in record["variants"])
     return run_dir, record, 1 if failed else 0
 
