@@ -23,6 +23,7 @@ from .errors import BuildFailed
 
 LOG_TAIL = 20
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_STEP_IMAGE = re.compile(r"^ ?---> ([0-9a-f]{12})$")  # the image a step produced
 
 
 @dataclass
@@ -98,6 +99,7 @@ class BuildOutcome:
     steps_total: int
     steps_cached: int
     log_tail: list[str] = field(default_factory=list)
+    step_images: list[str] = field(default_factory=list)  # short ids, in build order
 
 
 def build_image(
@@ -116,6 +118,7 @@ def build_image(
     tail: deque[str] = deque(maxlen=LOG_TAIL)
     image_id = None
     steps_total = steps_cached = 0
+    step_images: list[str] = []
     error = None
     context.fileobj.seek(0)
     start = time.perf_counter()
@@ -154,12 +157,16 @@ def build_image(
                 on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
             elif line.strip() == "---> Using cache":
                 steps_cached += 1
+            else:
+                img = _STEP_IMAGE.match(line)
+                if img:
+                    step_images.append(img.group(1))
     seconds = time.perf_counter() - start
     if error:
-        raise BuildFailed(_one_line(error), list(tail))
+        raise BuildFailed(_one_line(error), list(tail), step_images)
     if not image_id:
-        raise BuildFailed("the engine reported no image id", list(tail))
-    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail))
+        raise BuildFailed("the engine reported no image id", list(tail), step_images)
+    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail), step_images)
 
 
 def _one_line(message: str) -> str:

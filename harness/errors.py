@@ -12,6 +12,8 @@ class EngineUnavailable(HarnessError):
 class BuildFailed(HarnessError):
     """A build stream reported an error."""
 
-    def __init__(self, message: str, log_tail: list[str] | None = None):
+    def __init__(self, message: str, log_tail: list[str] | None = None,
+                 step_images: list[str] | None = None):
         super().__init__(message)
         self.log_tail = log_tail or []
+        self.step_images = step_images or []  # images the build made before it failed

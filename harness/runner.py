@@ -187,7 +187,7 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
     samples: list[float] = []
     build_info: dict = {"samples_seconds": samples, "warmup_seconds": []}
     entry["build"] = build_info
-    dangling_before = _dangling(client)
+    made: list[str] = []  # every step image our builds produced, to remove the untagged ones
     context = pack_context(v.context, text, f".harness.{v.name}.Dockerfile")
     build_info.update(context_bytes=context.size_bytes, context_files=context.file_count,
                       context_seconds=context.seconds)
@@ -201,6 +201,7 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
                 nocache=True, labels={LABEL_RUN: run_id, LABEL_VARIANT: v.name},
                 on_line=progress.step)
             samples.append(outcome.seconds)
+            made += outcome.step_images
             build_info.update(steps_total=outcome.steps_total, steps_cached=outcome.steps_cached)
             if image_id and image_id != outcome.image_id:
                 _remove(client, image_id)  # an earlier repetition's image, now untagged
@@ -210,19 +211,13 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
         entry["status"] = "ok"
         entry["error"] = None
     except BuildFailed as exc:
+        made += exc.step_images
         entry.update(status="failed", error=f"build failed: {exc}", log_tail=exc.log_tail)
     except (APIError, DockerException, RequestException, OSError) as exc:
         entry.update(status="failed", error=f"engine error: {engine.first_line(exc)}")
     finally:
         context.close()
-        _remove_new_dangling(client, dangling_before, keep=image_id)
-
-
-def _dangling(client) -> set[str]:
-    try:
-        return set(client.api.images(filters={"dangling": True}, quiet=True))
-    except (APIError, RequestException):
-        return set()
+        remove_untagged(client, made, keep=image_id)
 
 
 def _remove(client, image_id: str) -> None:
@@ -232,9 +227,22 @@ def _remove(client, image_id: str) -> None:
         pass  # still used by a tag or a container: leave it, never force
 
 
-def _remove_new_dangling(client, before: set[str], keep: str | None) -> None:
-    """Drop the untagged stage images this variant's builds left (by id, never a prune)."""
-    for image_id in _dangling(client) - before:
-        if image_id != keep:
-            _remove(client, image_id)
+def remove_untagged(client, step_images: list[str], keep: str | None) -> None:
+    """Drop the untagged images our own builds made (other stages, earlier repetitions).
+
+    Only ids read from our build streams are touched, never a prune, so another build
+    on the same engine keeps its images. Removing a leaf also removes its untagged
+    parents; a parent with children refuses, which is fine.
+    """
+    keep_short = (keep or "").replace("sha256:", "")[:12]
+    for short in reversed(step_images):
+        if short == keep_short:
+            continue
+        try:
+            attrs = client.api.inspect_image(short)
+        except (APIError, RequestException):
+            continue  # already gone with a child removed before it
+        tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+        if not tags:
+            _remove(client, attrs["Id"])
 

@@ -36,3 +36,28 @@ def image_janitor(docker_client):
             docker_client.api.remove_image(image_id, force=True)
         except Exception:
             pass
+
+
+@pytest.fixture(scope="session")
+def standins_built(docker_client):
+    """Every stand-in base image, built once (reused when already built from its recipe)."""
+    from harness import standins
+
+    return {b.tag: b for b in standins.ensure_standins(
+        docker_client, standins.load_recipes().values())}
+
+
+def build_tiny(client, tmp_path, dockerfile: str, tag: str | None = None, files=None) -> str:
+    """Build a tiny image through the SDK and return its id."""
+    from harness.build import build_image, pack_context
+
+    ctx = tmp_path / f"ctx-{abs(hash(dockerfile)) % 10**8}"
+    ctx.mkdir(exist_ok=True)
+    for name, data in (files or {"f.txt": "x\n"}).items():
+        (ctx / name).write_text(data)
+    context = pack_context(ctx, dockerfile, "Dockerfile")
+    try:
+        return build_image(client, context, tag=tag, target=None, build_args={},
+                           nocache=True).image_id
+    finally:
+        context.close()
