@@ -188,6 +188,7 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
     build_info: dict = {"samples_seconds": samples, "warmup_seconds": []}
     entry["build"] = build_info
     made: list[str] = []  # every step image our builds produced, to remove the untagged ones
+    previous = _tagged(client, v.image_tag)  # an earlier run's image, untagged by this one
     context = pack_context(v.context, text, f".harness.{v.name}.Dockerfile")
     build_info.update(context_bytes=context.size_bytes, context_files=context.file_count,
                       context_seconds=context.seconds)
@@ -218,6 +219,8 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
     finally:
         context.close()
         remove_untagged(client, made, keep=image_id)
+        if previous and previous != image_id:
+            remove_untagged(client, [previous], keep=image_id, require_label=LABEL_RUN)
 
 
 def _remove(client, image_id: str) -> None:
@@ -227,7 +230,15 @@ def _remove(client, image_id: str) -> None:
         pass  # still used by a tag or a container: leave it, never force
 
 
-def remove_untagged(client, step_images: list[str], keep: str | None) -> None:
+def _tagged(client, tag: str) -> str | None:
+    try:
+        return client.api.inspect_image(tag)["Id"]
+    except (APIError, RequestException):
+        return None
+
+
+def remove_untagged(client, step_images: list[str], keep: str | None,
+                    require_label: str | None = None) -> None:
     """Drop the untagged images our own builds made (other stages, earlier repetitions).
 
     Only ids read from our build streams are touched, never a prune, so another build
@@ -236,13 +247,14 @@ def remove_untagged(client, step_images: list[str], keep: str | None) -> None:
     """
     keep_short = (keep or "").replace("sha256:", "")[:12]
     for short in reversed(step_images):
-        if short == keep_short:
+        if short.replace("sha256:", "")[:12] == keep_short:
             continue
         try:
             attrs = client.api.inspect_image(short)
         except (APIError, RequestException):
             continue  # already gone with a child removed before it
         tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-        if not tags:
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if not tags and (require_label is None or require_label in labels):
             _remove(client, attrs["Id"])
 
