@@ -133,6 +133,7 @@ def run(
     bases_mode: Annotated[str, typer.Option("--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a pull fails; present: use only what is there.")] = "auto",
     bases_lock: Annotated[Optional[Path], typer.Option("--bases-lock", help="Record the bases used; refuse different ones on later runs.")] = None,
     update_lock: Annotated[bool, typer.Option("--update-lock", help="Accept bases that differ from --bases-lock and rewrite it.")] = False,
+    analyze: Annotated[bool, typer.Option("--analyze/--no-analyze", help="Read each image's layers: contents, waste, compressed estimate, shell, packages.")] = True,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a size budget is broken (budgets from --budgets or variants.toml).")] = False,
     budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables.")] = None,
 ) -> None:
@@ -162,7 +163,7 @@ def run(
     except HarnessError as exc:
         raise _fail(str(exc))
     opts = runner.RunOptions(repeat=repeat, out=out_dir, bases_mode=bases_mode,
-                             bases_lock=bases_lock, update_lock=update_lock,
+                             bases_lock=bases_lock, update_lock=update_lock, analyze=analyze,
                              settings={"variants_dir": str(variants_dir),
                                        "context": str(context) if context else None,
                                        "names": names or []})

@@ -59,6 +59,13 @@ def short_ref(ref: str) -> str:
     return ref
 
 
+# Figures from the layer analysis (harness/layers.py) carried into the table and CSV.
+CONTENT_COLUMNS = ("compressed_estimate_bytes", "file_count", "files_bytes", "wasted_bytes",
+                   "efficiency", "duplicate_bytes", "app_node_modules_bytes",
+                   "app_node_modules_package_count", "source_map_bytes",
+                   "typescript_source_bytes", "has_shell", "os_package_count")
+
+
 def frame(record: dict) -> pd.DataFrame:
     """One row per variant, in the run's order, raw numbers with units in their names."""
     rows = []
@@ -71,6 +78,7 @@ def frame(record: dict) -> pd.DataFrame:
         uses_standin = any(f.get("standin") for f in v.get("froms") or [])
         size = image.get("size_bytes")
         base_size = base.get("size_bytes")
+        contents = v.get("contents") or {}
         rows.append({
             "name": v["name"],
             "label": v.get("label") or v["name"],
@@ -94,6 +102,12 @@ def frame(record: dict) -> pd.DataFrame:
             "context_bytes": build.get("context_bytes"),
             "context_files": build.get("context_files"),
             "context_seconds": build.get("context_seconds"),
+            "user": image.get("user") if image else None,
+            **{key: contents.get(key) for key in CONTENT_COLUMNS},
+            "dev_dependencies_shipped": (len(contents["dev_dependencies_present"])
+                                         if "dev_dependencies_present" in contents else None),
+            "setuid_file_count": (len(contents["setuid_files"])
+                                  if "setuid_files" in contents else None),
         })
     df = pd.DataFrame(rows)
     if not df.empty:
@@ -150,6 +164,36 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _yes_no(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and pd.isna(value)) else ("yes" if value else "no")
+
+
+def _opt_size(value) -> str:
+    return "–" if value is None or pd.isna(value) else human_size(value)
+
+
+def contents_table(df: pd.DataFrame) -> pd.DataFrame | None:
+    """What ships in each image: the questions a reviewer asks after the size."""
+    if "compressed_estimate_bytes" not in df or df["compressed_estimate_bytes"].isna().all():
+        return None
+    return pd.DataFrame({
+        "Approach": df["label"],
+        "Compressed (est.)": [_opt_size(x) for x in df["compressed_estimate_bytes"]],
+        "App node_modules": [
+            "–" if pd.isna(b) else f"{human_size(b)} ({int(n)} pkgs)"
+            for b, n in zip(df["app_node_modules_bytes"], df["app_node_modules_package_count"])],
+        "devDeps shipped": ["–" if pd.isna(x) else str(int(x)) for x in df["dev_dependencies_shipped"]],
+        "Source maps + .ts": [
+            "–" if pd.isna(a) else human_size(a + (b or 0))
+            for a, b in zip(df["source_map_bytes"], df["typescript_source_bytes"])],
+        "Wasted": [_opt_size(x) for x in df["wasted_bytes"]],
+        "Efficiency": ["–" if pd.isna(x) else f"{x:.1%}" for x in df["efficiency"]],
+        "Runs as": ["–" if r["status"] != "ok" else (r["user"] or "root") for _, r in df.iterrows()],
+        "Shell": [_yes_no(x) for x in df["has_shell"]],
+        "OS packages": ["–" if pd.isna(x) else str(int(x)) for x in df["os_package_count"]],
+    })
+
+
 def standin_notes(record: dict) -> list[str]:
     """One footnote per stand-in base used, naming what it is instead of the real image."""
     lines = []
@@ -178,6 +222,13 @@ def markdown_lines(record: dict) -> list[str]:
         f"Build time: cold builds (no cache, base images already present) with the "
         f"{settings.get('builder', 'classic')} builder, median ± MAD of the samples. "
         f"\"Added to base\" is the final size minus the size of the runtime stage's base image.")
+    contents = contents_table(df)
+    if contents is not None:
+        lines += ["", "What ships in each image (read from the layers of `docker save`):", "",
+                  contents.to_markdown(index=False), "",
+                  "Compressed: gzip level 6 of each layer, as a registry stores it (estimate). "
+                  "Wasted: bytes of files that a later layer overwrote or deleted (the kept copy "
+                  "is not counted); efficiency = visible bytes / bytes in all layers."]
     notes = standin_notes(record)
     if notes:
         lines += [""] + notes

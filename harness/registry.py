@@ -1,0 +1,161 @@
+"""A throwaway registry on the loopback: what a push stores, and how long push and pull take.
+
+The registry is the `docker-registry` binary of Debian's package of that name, run with a
+config of ours in a temporary directory (never the system service). The engine treats
+127.0.0.0/8 as an insecure registry by default, so plain HTTP works without set-up.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import docker
+
+from .errors import HarnessError
+
+BINARY = "docker-registry"
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}/data
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@dataclass
+class Registry:
+    process: subprocess.Popen
+    port: int
+    root: Path  # config, log and storage; removed by stop()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def repository(self, name: str) -> str:
+        return f"{self.host}/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(binary: str | None = None, timeout: float = 20.0) -> Registry:
+    """Starts a registry on a free loopback port; returns once it answers /v2/."""
+    binary = binary or shutil.which(BINARY)
+    if not binary:
+        raise HarnessError(f"no `{BINARY}` binary: `apt-get install docker-registry` provides one")
+    root = Path(tempfile.mkdtemp(prefix="harness-registry-"))
+    port = _free_port()
+    config = root / "config.yml"
+    config.write_text(CONFIG.format(root=root, port=port))
+    with open(root / "registry.log", "wb") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    registry = Registry(process, port, root)
+    deadline = time.monotonic() + timeout
+    while not _answers(f"{registry.url}/v2/"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            log_text = (root / "registry.log").read_text(errors="replace")[-500:]
+            stop(registry)
+            raise HarnessError(f"the registry did not start on {registry.host}: {log_text}")
+        time.sleep(0.05)
+    return registry
+
+
+def stop(registry: Registry) -> None:
+    """Stops this registry's own process (by its pid) and removes its directory."""
+    if registry.process.poll() is None:
+        registry.process.terminate()
+        try:
+            registry.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            registry.process.kill()
+            registry.process.wait()
+    shutil.rmtree(registry.root, ignore_errors=True)
+
+
+@contextmanager
+def running(binary: str | None = None) -> Iterator[Registry]:
+    registry = start(binary)
+    try:
+        yield registry
+    finally:
+        stop(registry)
+
+
+def _consume(stream: Iterator[dict], what: str) -> None:
+    for message in stream:
+        if "error" in message:
+            raise HarnessError(f"{what} failed: {message['error']}")
+
+
+def push(client: docker.DockerClient, image_id: str, registry: Registry, name: str,
+         tag: str) -> float:
+    """Tags the image into the registry and pushes it; returns the push's wall seconds.
+
+    The tag stays: remove it with `untag`."""
+    repository = registry.repository(name)
+    client.api.tag(image_id, repository, tag)
+    start_time = time.perf_counter()
+    _consume(client.api.push(repository, tag=tag, stream=True, decode=True), f"push of {repository}:{tag}")
+    return time.perf_counter() - start_time
+
+
+def pull(client: docker.DockerClient, registry: Registry, name: str, tag: str) -> float:
+    """Pulls from the registry; returns wall seconds. Layers already present are not
+    downloaded again, so remove the image first for the time of a cold pull."""
+    repository = registry.repository(name)
+    start_time = time.perf_counter()
+    _consume(client.api.pull(repository, tag=tag, stream=True, decode=True), f"pull of {repository}:{tag}")
+    return time.perf_counter() - start_time
+
+
+def untag(client: docker.DockerClient, registry: Registry, name: str, tag: str) -> None:
+    """Removes the tag `push` made; like `docker rmi`, an image left without any tag goes too."""
+    client.api.remove_image(f"{registry.repository(name)}:{tag}")
+
+
+def manifest(registry: Registry, name: str, tag: str) -> dict:
+    """The image manifest (schema 2) the registry stores for name:tag."""
+    request = urllib.request.Request(f"{registry.url}/v2/{name}/manifests/{tag}",
+                                     headers={"Accept": MANIFEST_V2})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def layer_sizes(registry: Registry, name: str, tag: str) -> list[int]:
+    """The compressed size of each layer as stored, in stack order."""
+    return [int(layer["size"]) for layer in manifest(registry, name, tag)["layers"]]
