@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -40,6 +41,14 @@ def main_options(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Which Dockerfile should I ship? Measure them all."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: partial results saved, then exit 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -167,15 +176,16 @@ def run(
                              settings={"variants_dir": str(variants_dir),
                                        "context": str(context) if context else None,
                                        "names": names or []})
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
             run_dir, record, code = runner.execute(client, variants, opts, RichProgress(bar))
     except HarnessError as exc:
         raise _fail(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err.print("interrupted: partial results saved", highlight=False)
-        raise typer.Exit(130)
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130)
     written = report.write_report(record, run_dir)
     results.point_latest(out_dir, run_dir)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
