@@ -113,12 +113,17 @@ def build_image(
     labels: dict[str, str] | None = None,
     on_line: Callable[[str], None] = lambda line: None,
     timeout: float | None = None,
+    made: list[str] | None = None,
 ) -> BuildOutcome:
-    """Build and time one image; raise BuildFailed with the engine's message and log tail."""
+    """Build and time one image; raise BuildFailed with the engine's message and log tail.
+
+    Each step image's short id is appended to `made` as the stream announces it, so the
+    caller can remove them even when the build is interrupted half-way.
+    """
     tail: deque[str] = deque(maxlen=LOG_TAIL)
     image_id = None
     steps_total = steps_cached = 0
-    step_images: list[str] = []
+    step_images: list[str] = [] if made is None else made
     error = None
     context.fileobj.seek(0)
     start = time.perf_counter()

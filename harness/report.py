@@ -209,7 +209,7 @@ def standin_notes(record: dict) -> list[str]:
 
 
 def failure_lines(df: pd.DataFrame) -> list[str]:
-    return [f"- `{r['name']}` failed: {r['error']}" for _, r in df.iterrows() if r["status"] != "ok"]
+    return [f"- `{r['name']}` failed: {r['error'] or r['status']}" for _, r in df.iterrows() if r["status"] != "ok"]
 
 
 def markdown_lines(record: dict) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import time
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,10 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
                  "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
                  "context": str(p.variant.context), "target": p.variant.target,
                  "build_args": p.variant.build_args, "in_manifest": p.variant.in_manifest,
-                 "warnings": p.warnings, "froms": _from_records(p, resolved)}
+                 "warnings": p.warnings, "froms": _from_records(p, resolved),
+                 "status": "running", "error": None}
         record["variants"].append(entry)
+        results.save(run_dir, record)  # the variant in flight is on disk too
         try:
             _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
                              (i, len(plans)))
@@ -226,9 +229,8 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
             outcome = build_image(
                 client, context, tag=v.image_tag, target=v.target, build_args=v.build_args,
                 nocache=True, labels={LABEL_RUN: run_id, LABEL_VARIANT: v.name},
-                on_line=progress.step)
+                on_line=progress.step, made=made)
             samples.append(outcome.seconds)
-            made += outcome.step_images
             build_info.update(steps_total=outcome.steps_total, steps_cached=outcome.steps_cached)
             if image_id and image_id != outcome.image_id:
                 _remove(client, image_id)  # an earlier repetition's image, now untagged
@@ -238,10 +240,15 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
         entry["status"] = "ok"
         entry["error"] = None
     except BuildFailed as exc:
-        made += exc.step_images
         entry.update(status="failed", error=f"build failed: {exc}", log_tail=exc.log_tail)
     except (APIError, DockerException, RequestException, OSError) as exc:
         entry.update(status="failed", error=f"engine error: {engine.first_line(exc)}")
+    except KeyboardInterrupt:
+        # The engine cancels the build when we hang up, but its step container holds the
+        # last step image for a moment: wait for it rather than leave images behind.
+        context.close()
+        remove_untagged(client, made, keep=image_id, patience=15.0)
+        raise
     finally:
         context.close()
         remove_untagged(client, made, keep=image_id)
@@ -249,11 +256,12 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
             remove_untagged(client, [previous], keep=image_id, require_label=LABEL_RUN)
 
 
-def _remove(client, image_id: str) -> None:
+def _remove(client, image_id: str) -> bool:
     try:
         client.api.remove_image(image_id, force=False, noprune=False)
+        return True
     except (APIError, RequestException):
-        pass  # still used by a tag or a container: leave it, never force
+        return False  # still used by a tag, a child or a container: leave it, never force
 
 
 def _tagged(client, tag: str) -> str | None:
@@ -264,7 +272,7 @@ def _tagged(client, tag: str) -> str | None:
 
 
 def remove_untagged(client, step_images: list[str], keep: str | None,
-                    require_label: str | None = None) -> None:
+                    require_label: str | None = None, patience: float = 0.0) -> None:
     """Drop the untagged images our own builds made (other stages, earlier repetitions).
 
     Only ids read from our build streams are touched, never a prune, so another build
@@ -272,15 +280,31 @@ def remove_untagged(client, step_images: list[str], keep: str | None,
     parents; a parent with children refuses, which is fine.
     """
     keep_short = (keep or "").replace("sha256:", "")[:12]
-    for short in reversed(step_images):
-        if short.replace("sha256:", "")[:12] == keep_short:
-            continue
-        try:
-            attrs = client.api.inspect_image(short)
-        except (APIError, RequestException):
-            continue  # already gone with a child removed before it
-        tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        if not tags and (require_label is None or require_label in labels):
-            _remove(client, attrs["Id"])
+    pending = [s for s in reversed(step_images) if s.replace("sha256:", "")[:12] != keep_short]
+    deadline = time.monotonic() + patience
+    while pending:
+        pending = [s for s in pending if not _remove_if_ours(client, s, require_label)]
+        if not pending or time.monotonic() >= deadline:
+            return
+        time.sleep(0.5)
+
+
+def _remove_if_ours(client, short: str, require_label: str | None) -> bool:
+    """True when the image is gone (or is not ours to remove)."""
+    try:
+        attrs = client.api.inspect_image(short)
+    except (APIError, RequestException):
+        return True  # already gone with a child removed before it
+    tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if tags or (require_label is not None and require_label not in labels):
+        return True
+    try:
+        client.api.remove_image(attrs["Id"], force=False, noprune=False)
+        return True
+    except APIError as exc:
+        # Only a container still using it is worth waiting for; children are final.
+        return "container" not in str(exc.explanation or exc)
+    except RequestException:
+        return True
 
