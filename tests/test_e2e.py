@@ -73,8 +73,12 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
     final = [f for f in distroless["froms"] if f["final"]][0]
     assert final["requested"] == "gcr.io/distroless/nodejs20-debian12"
     table = (run_dir / "table.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "Approach" not in line]
+    summary = table.split("\n\n")[0]  # the size table; the contents table follows it
+    rows = [line for line in summary.splitlines() if line.startswith("| ") and "Approach" not in line]
     assert len(rows) == 3 and "| mine " in rows[2]
+    assert "What ships in each image" in table  # the layer analysis ran for every variant
+    for v in record["variants"]:
+        assert v["contents"]["files_bytes"] > 0 and "error" not in v["contents"]
     if final["standin"]:
         assert "distroless/nodejs20-debian12*" in table and "(*) `gcr.io/distroless" in table
     assert f"wrote {run_dir.resolve()}" in proc.stdout or "wrote" in proc.stdout
