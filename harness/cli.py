@@ -291,8 +291,9 @@ def history_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    baseline: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --variants.")],
-    current: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name.")],
+    baseline: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
+    current: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
+    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Compare two variants of this run: BASELINE and CURRENT are variant names.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md | json | csv")] = "md",
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when CURRENT breaks a budget.")] = False,
     budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables (default: variants.toml).")] = None,
@@ -306,8 +307,15 @@ def compare_cmd(
     if fmt not in ("md", "json", "csv"):
         raise typer.BadParameter("must be md, json or csv", param_hint="--format")
     try:
-        text, lines, code = compare.compare_main(baseline, current, fmt, check,
-                                                 budgets_file or variants_dir, factor, alpha)
+        if run_dir is not None:
+            from . import results
+
+            rows = compare.compare_variants(results.load(run_dir), str(baseline), str(current),
+                                            factor, alpha)
+            text, lines, code = compare.FORMATS[fmt](rows), [], 0
+        else:
+            text, lines, code = compare.compare_main(baseline, current, fmt, check,
+                                                     budgets_file or variants_dir, factor, alpha)
     except HarnessError as exc:
         raise _fail(str(exc))
     typer.echo(text)

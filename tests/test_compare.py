@@ -202,3 +202,22 @@ def test_compare_main_keeps_machine_formats_clean(tmp_path):
     assert lines[0].startswith("budget exceeded: grows: max_growth 1% exceeded: +5,000,000 B")
     with pytest.raises(HarnessError, match="unknown format"):
         compare.compare_main(tmp_path / "a", tmp_path / "b", "xml")
+
+
+def test_cli_compares_two_variants_of_one_run():
+    import subprocess
+    import sys
+
+    from conftest import FIXTURES, ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "harness", "compare", "single", "distroless",
+                           "--run", str(FIXTURES / "run"), "--format", "json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    rows = json.loads(proc.stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert len(rows) == 1
+    text = json.dumps(rows[0])
+    assert "1240000000" in text and "115300000" in text
