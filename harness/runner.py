@@ -151,7 +151,8 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
                 progress.step(f"{p.variant.name}: reading layer contents")
                 entry["contents"] = _analyze(client, entry["image"]["id"], p.variant, layer_cache)
         except KeyboardInterrupt:
-            entry.update(status="failed", error="interrupted")
+            if entry["status"] == "running":  # a variant already measured keeps its figures
+                entry.update(status="failed", error="interrupted")
             record["finished_utc"] = None
             results.save(run_dir, record)
             raise
