@@ -293,20 +293,18 @@ class Written:
     table: Path
     csv: Path
     chart: Path
+    html: Path
 
 
 def write_report(record: dict, run_dir: Path) -> Written:
-    """(Re)generate table.md, results.csv and sizes.png from a record."""
-    table = run_dir / "table.md"
-    csv = run_dir / "results.csv"
-    chart = run_dir / "sizes.png"
-    write_atomic(table, "\n".join(markdown_lines(record)) + "\n")
-    write_atomic(csv, csv_text(record))
-    fig = sizes_chart(record)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    import matplotlib.pyplot as plt
+    """(Re)generate table.md, results.csv, sizes.png and index.html from a record."""
+    from . import html_report  # it renders from this module's tables
 
-    plt.close(fig)
-    write_atomic(chart, buf.getvalue())
-    return Written(table, csv, chart)
+    out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
+                  run_dir / "index.html")
+    write_atomic(out.table, "\n".join(markdown_lines(record)) + "\n")
+    write_atomic(out.csv, csv_text(record))
+    png = html_report.png_bytes(sizes_chart(record))
+    write_atomic(out.chart, png)
+    write_atomic(out.html, html_report.render(record, png))
+    return out
