@@ -190,7 +190,7 @@ def run(
     results.point_latest(out_dir, run_dir)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
     out.print()
-    for path in (run_dir / results.RESULTS_FILE, written.csv, written.table, written.chart, written.html):
+    for path in (run_dir / results.RESULTS_FILE, written.csv, written.table, *written.charts, written.html):
         out.print(f"wrote {path}", highlight=False)
     out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
     if check:
@@ -219,7 +219,7 @@ def report_cmd(
     written = report.write_report(record, target)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
     out.print()
-    for path in (written.table, written.csv, written.chart, written.html):
+    for path in (written.table, written.csv, *written.charts, written.html):
         out.print(f"wrote {path}", highlight=False)
 
 
@@ -286,6 +286,12 @@ def history_cmd(
     except HarnessError as exc:
         raise _fail(str(exc))
     typer.echo("\n".join(lines))
+    entries = history.read_history(path)[0] if path.exists() else []
+    if entries:
+        from . import charts
+
+        for written in charts.save(charts.trends(entries), out_dir / "trends"):
+            typer.echo(f"wrote {written}")
     raise typer.Exit(code)
 
 

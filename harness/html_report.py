@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
-import io
+from pathlib import Path
 
 import pandas as pd
 
@@ -37,13 +37,16 @@ def _table(df: pd.DataFrame, table_id: str) -> str:
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
-def png_bytes(fig) -> bytes:
-    import matplotlib.pyplot as plt
+CHARTS = (("sizes", "Final sizes"), ("composition", "Where the bytes go"),
+          ("build_times", "Build time, every sample"), ("trends", "Trends over history"))
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+
+def _chart(run_dir: Path, name: str) -> str | None:
+    """A chart the run directory holds, embedded as a data URI (the page stays one file)."""
+    path = run_dir / f"{name}.png"
+    if not path.exists():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def _pairs(title: str, items: dict) -> str:
@@ -70,15 +73,13 @@ def _failures(record: dict) -> str:
     return "".join(out) or "<p>None: every variant was built and measured.</p>"
 
 
-def render(record: dict, sizes_png: bytes | None = None) -> str:
-    """The whole page as a string; `sizes_png` saves drawing the size chart twice."""
+def render(record: dict, run_dir: Path) -> str:
+    """The whole page as a string, with the charts already written to `run_dir`."""
     df = report.frame(record)
     summary = report.summary_table(df) if not df.empty else pd.DataFrame()
     if not summary.empty:  # Markdown emphasis means nothing in HTML
         summary["Final Size"] = summary["Final Size"].str.replace("**", "", regex=False)
     contents = report.contents_table(df) if not df.empty else None
-    png = sizes_png or png_bytes(report.sizes_chart(record))
-    chart = "data:image/png;base64," + base64.b64encode(png).decode()
     machine = record.get("machine") or {}
     git = (record.get("harness") or {}).get("git") or {}
     notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in report.standin_notes(record))
@@ -89,8 +90,11 @@ def render(record: dict, sizes_png: bytes | None = None) -> str:
         f"<h1>Which Dockerfile should I ship? Run {_esc(record.get('run_id'))}</h1>",
         "<h2>Summary</h2>", _table(summary, "summary"),
         f'<p class="note">{_esc(report.SIZE_UNIT_NOTE)}</p>', notes,
-        "<h2>Final sizes</h2>", f'<img alt="Final image size per variant" src="{chart}">',
     ]
+    for name, title in CHARTS:
+        uri = _chart(run_dir, name)
+        if uri:
+            parts += [f"<h2>{_esc(title)}</h2>", f'<img alt="{_esc(title)}" src="{uri}">']
     if contents is not None:
         parts += ["<h2>What ships in each image</h2>", _table(contents, "contents")]
     parts += [
@@ -105,7 +109,7 @@ def render(record: dict, sizes_png: bytes | None = None) -> str:
         _pairs("Engine", record.get("engine") or {}),
         _pairs("Machine", machine),
         "<h2>Raw files</h2><ul>",
-        *(f'<li><a href="{name}">{name}</a></li>' for name in ("results.json", "results.csv", "table.md", "sizes.png")),
+        *(f'<li><a href="{name}">{name}</a></li>' for name in ("results.json", "results.csv", "table.md", "sizes.png", "sizes.svg")),
         "</ul>",
         # Lets a headless browser (and the tests) tell that every embedded image decoded.
         "<script>addEventListener('load',()=>{const i=[...document.images];"

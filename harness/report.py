@@ -288,23 +288,37 @@ def sizes_chart(record: dict):
     return fig
 
 
+def history_entries(results_dir: Path) -> list:
+    """The history beside a run directory, if any (damaged lines are skipped here and
+    reported by `harness history`)."""
+    from .history import HISTORY_FILE, read_history
+
+    path = results_dir / HISTORY_FILE
+    return read_history(path)[0] if path.exists() else []
+
+
 @dataclass
 class Written:
     table: Path
     csv: Path
     chart: Path
     html: Path
+    charts: list[Path]
 
 
 def write_report(record: dict, run_dir: Path) -> Written:
     """(Re)generate table.md, results.csv, sizes.png and index.html from a record."""
-    from . import html_report  # it renders from this module's tables
+    from . import charts, html_report  # both render from this module's tables
 
     out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
-                  run_dir / "index.html")
+                  run_dir / "index.html", [])
     write_atomic(out.table, "\n".join(markdown_lines(record)) + "\n")
     write_atomic(out.csv, csv_text(record))
-    png = html_report.png_bytes(sizes_chart(record))
-    write_atomic(out.chart, png)
-    write_atomic(out.html, html_report.render(record, png))
+    for name, draw in (("sizes", sizes_chart), ("composition", charts.composition),
+                       ("build_times", charts.build_times)):
+        out.charts += charts.save(draw(record), run_dir / name)
+    entries = history_entries(run_dir.parent)
+    if entries:
+        out.charts += charts.save(charts.trends(entries), run_dir / "trends")
+    write_atomic(out.html, html_report.render(record, run_dir))
     return out
