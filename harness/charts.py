@@ -39,6 +39,55 @@ def save(fig, stem: Path) -> list[Path]:
     return out
 
 
+def sizes(record: dict):
+    """Final size per variant, like the article's table, with the share saved against the
+    first variant; the compressed (registry) size beside it where it was measured."""
+    df = report.frame(record)
+    fig, ax = plt.subplots(figsize=(10, 1.0 * max(len(df), 2) + 1.8), dpi=110)
+    ys = list(range(len(df)))[::-1]
+    ok = [r["status"] == "ok" for _, r in df.iterrows()]
+    raw = [(r["size_bytes"] or 0) / 1e6 if good else 0 for good, (_, r) in zip(ok, df.iterrows())]
+    packed = [float(c) / 1e6 if good and c is not None and c == c else None
+              for good, c in zip(ok, df.get("compressed_estimate_bytes", [None] * len(df)))]
+    both = any(p is not None for p in packed)
+    height, shift = (0.4, 0.2) if both else (0.7, 0.0)
+    bars = ax.barh([y + shift for y in ys], raw, height=height, edgecolor="black", linewidth=0.5,
+                   color=["#c44e52" if i == 0 else "#4c72b0" for i in range(len(df))],
+                   label="uncompressed (docker images)")
+    for bar, (_, r) in zip(bars, df.iterrows()):
+        if r["uses_standin"]:
+            bar.set_hatch("//")
+    if both:
+        ax.barh([y - shift for y in ys], [p or 0 for p in packed], height=height, color="#a6bddb",
+                edgecolor="black", linewidth=0.5, label="compressed (gzip, as pushed; estimate)")
+        for y, p in zip(ys, packed):
+            if p:
+                ax.text(p + max(raw) * 0.01, y - shift, report.human_size(p * 1e6), va="center", fontsize=8)
+    peak = max(raw) if raw else 0
+    for y, (_, r), mb, good in zip(ys, df.iterrows(), raw, ok):
+        if not good:
+            ax.text(peak * 0.01, y, "build failed", va="center", color="#c44e52", fontweight="bold")
+            continue
+        saved = r.get("saved_vs_first")
+        extra = "" if y == ys[0] else (f"  ({saved:.0%} smaller)" if saved and saved > 0 else "")
+        ax.text(mb + peak * 0.01, y + shift, report.human_size(r["size_bytes"]) + extra,
+                va="center", fontsize=9)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{r['label']}\n{report._base_cell(r)}" for _, r in df.iterrows()], fontsize=9)
+    ax.set_xlim(0, peak * 1.35 if peak else 1)
+    ax.set_xlabel("Image size (MB, SI: 1 MB = 10^6 bytes)")
+    ax.set_title(f"Final image size per Dockerfile variant — run {record.get('run_id')}")
+    ax.grid(axis="x", alpha=0.3)
+    if both:
+        ax.legend(loc="lower right", fontsize=8)
+    if not df.empty and df["uses_standin"].any():
+        fig.text(0.01, 0.01, f"Hatched bars ({report.STANDIN_MARK}): built on a locally built "
+                 "stand-in base image, not the registry's image (see table.md).", fontsize=8,
+                 style="italic")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
 def classify(created_by: str) -> str:
     """Which part of an image a history entry above the base belongs to."""
     text = created_by.replace("/bin/sh -c #(nop) ", "")

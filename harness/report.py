@@ -250,44 +250,6 @@ def csv_text(record: dict) -> str:
     return buf.getvalue()
 
 
-def sizes_chart(record: dict):
-    """A horizontal bar chart of final sizes, readable without the table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    df = frame(record)
-    fig, ax = plt.subplots(figsize=(10, 0.8 * max(len(df), 2) + 1.8), dpi=110)
-    labels = [f"{r['label']}\n{_base_cell(r)}" for _, r in df.iterrows()]
-    ys = list(range(len(df)))[::-1]
-    sizes_mb = [(r["size_bytes"] or 0) / 1e6 if r["status"] == "ok" else 0 for _, r in df.iterrows()]
-    colors = ["#c44e52" if i == 0 else "#4c72b0" for i in range(len(df))]
-    hatches = ["//" if r["uses_standin"] else "" for _, r in df.iterrows()]
-    bars = ax.barh(ys, sizes_mb, color=colors, edgecolor="black", linewidth=0.5)
-    for bar, hatch in zip(bars, hatches):
-        bar.set_hatch(hatch)
-    peak = max(sizes_mb) if sizes_mb else 0
-    for y, (_, r), mb in zip(ys, df.iterrows(), sizes_mb):
-        if r["status"] != "ok":
-            ax.text(peak * 0.01, y, "build failed", va="center", color="#c44e52", fontweight="bold")
-            continue
-        saved = r.get("saved_vs_first")
-        extra = "" if y == ys[0] else (f"  ({saved:.0%} smaller)" if saved and saved > 0 else "")
-        ax.text(mb + peak * 0.01, y, human_size(r["size_bytes"]) + extra, va="center", fontsize=9)
-    ax.set_yticks(ys)
-    ax.set_yticklabels(labels, fontsize=9)
-    ax.set_xlim(0, peak * 1.35 if peak else 1)
-    ax.set_xlabel("Final image size (MB, SI: 1 MB = 10^6 bytes; uncompressed, as `docker images`)")
-    ax.set_title(f"Final image size per Dockerfile variant — run {record.get('run_id')}")
-    ax.grid(axis="x", alpha=0.3)
-    if not df.empty and df["uses_standin"].any():
-        fig.text(0.01, 0.01, f"Hatched bars ({STANDIN_MARK}): built on a locally built stand-in "
-                 "base image, not the registry's image (see table.md).", fontsize=8, style="italic")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
-
-
 def history_entries(results_dir: Path) -> list:
     """The history beside a run directory, if any (damaged lines are skipped here and
     reported by `harness history`)."""
@@ -314,7 +276,7 @@ def write_report(record: dict, run_dir: Path) -> Written:
                   run_dir / "index.html", [])
     write_atomic(out.table, "\n".join(markdown_lines(record)) + "\n")
     write_atomic(out.csv, csv_text(record))
-    for name, draw in (("sizes", sizes_chart), ("composition", charts.composition),
+    for name, draw in (("sizes", charts.sizes), ("composition", charts.composition),
                        ("build_times", charts.build_times)):
         out.charts += charts.save(draw(record), run_dir / name)
     entries = history_entries(run_dir.parent)
