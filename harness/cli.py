@@ -232,6 +232,7 @@ def bases_cmd(
 ) -> None:
     """How each base image the variants name resolves; --build makes the missing stand-ins."""
     from . import bases, engine, runner, standins
+    from .report import human_size
 
     try:
         variants = _load(variants_dir, context)
@@ -254,8 +255,6 @@ def bases_cmd(
             res = bases.resolve(client, ref, mode=bases_mode, build=build, recipes=recipes,
                                 log=lambda line: bar.update(task, description=f"{ref}: {line[:80]}"))
             missing += res.image_id is None
-            from .report import human_size
-
             standin = (f"{res.used_ref} (recipe {res.recipe}, stands in for {ref}; "
                        f"{res.standin_description})") if res.standin else "no"
             table.add_row(ref, res.status + (f" ({res.seconds:.1f} s)" if res.seconds >= 0.05 else ""),
