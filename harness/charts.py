@@ -12,8 +12,10 @@ or a point stands on a stand-in base image it is hatched and the figure carries 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -56,7 +58,7 @@ SCENARIO_NOTES = {"cold": "cold: no build cache, base images present",
 # A history entry above the base, by the instruction that made it (classic builder:
 # "/bin/sh -c #(nop) COPY dir:<hash> in ./dist"; BuildKit: "COPY /app/dist ./dist # buildkit").
 _DEPS = re.compile(r"\bnpm (ci|install|i|prune)\b|\byarn( install)?\b|\bpnpm\b|node_modules")
-_APP = re.compile(r"\bnpm run build\b|\btsc\b|\bdist\b|\bCOPY (--\S+ )*\. \.?/?$"
+_APP = re.compile(r"\bnpm run build\b|\btsc\b|\bdist\b|\bCOPY (--\S+ )*\. (\.|/app)?/?$"
                   r"|\bCOPY dir:\S+ in (\.|/app)?/?$")
 
 
@@ -81,9 +83,10 @@ def png_bytes(fig) -> bytes:
 
 def _render(fig, fmt: str) -> bytes:
     buf = io.BytesIO()
-    # A fixed date keeps the files byte-identical when nothing in the record changed.
+    # No date and a fixed salt for the SVG's ids: the same record gives the same bytes.
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    fig.savefig(buf, format=fmt, metadata=metadata)
+    with matplotlib.rc_context({"svg.hashsalt": "harness"}):
+        fig.savefig(buf, format=fmt, metadata=metadata)
     return buf.getvalue()
 
 
@@ -104,7 +107,7 @@ def _standin_refs(variants: list[dict]) -> list[str]:
 
 def _footnote(fig, lines: list[str]) -> float:
     """Notes under the axes; returns the share of the figure height they take."""
-    lines = [line for line in lines if line]
+    lines = [part for line in lines if line for part in textwrap.wrap(line, 175)]
     if not lines:
         return 0.0
     height = fig.get_figheight()
@@ -358,6 +361,12 @@ def composition(record: dict):
               "Split from `docker history`: the runtime stage's base image, then each layer "
               "above it by its instruction (npm ci/install, node_modules → dependencies; "
               "dist, npm run build, COPY . . → application).")
+    unsplit = [_label(v) for v, p in zip(variants, parts) if p is not None
+               and not (v.get("layers") or {}).get("attribution")
+               and not (v.get("image") or {}).get("history")]
+    if unsplit:
+        method += (f" No history recorded for {', '.join(unsplit)}: all it adds to its base "
+                   "counts as other.")
     _finish(fig, [method, _standin_note(variants)])
     return fig
 
@@ -439,11 +448,12 @@ def build_times(record: dict):
                             + (f" — {s['scenario']}" if len(scenarios) > 1 else "")
                             for s in panel], fontsize=9)
         ax.set_ylim(-0.7, max(len(panel), 1) - 0.3)
-        ax.set_ylabel("Variant" + (" — scenario" if len(scenarios) > 1 else ""))
+        ax.set_ylabel((f"{builder} builder: " if len(builders) > 1 else "")
+                      + ("variant" if len(builders) > 1 else "Variant")
+                      + (" — scenario" if len(scenarios) > 1 else ""),
+                      fontweight="bold" if len(builders) > 1 else None)
         ax.grid(axis="x", alpha=0.3, which="both")
         ax.set_axisbelow(True)
-        if len(builders) > 1:
-            ax.set_title(f"{builder} builder", fontsize=10, loc="left")
         if not panel:
             ax.text(0.5, 0.5, "no build-time samples recorded", transform=ax.transAxes,
                     ha="center", va="center", color="#777777")
@@ -464,7 +474,7 @@ def build_times(record: dict):
     one_builder = f", {builders[0]} builder" if len(builders) == 1 else ""
     one_scenario = f" ({scenarios[0]})" if len(scenarios) == 1 else ""
     fig.suptitle(f"Build time{one_scenario} per variant{one_builder}, every sample — run "
-                 f"{record.get('run_id')}", fontsize=12, y=1 - 0.08 / fig.get_figheight(), va="top")
+                 f"{record.get('run_id')}", fontsize=12)
     handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colour[sc],
                       markeredgecolor="black", label=f"sample: {sc}") for sc in scenarios]
     if any(s["warmup"] for s in series):
@@ -472,17 +482,15 @@ def build_times(record: dict):
                               markeredgecolor="#777777", label="warm-up (not counted)"))
     handles.append(Patch(facecolor="#f2f2f2", edgecolor="#555555",
                          label="box: quartiles, line: median"))
-    height = fig.get_figheight()
-    top = 1 - 0.75 / height  # the title, then the legend in one row under it
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.38 / height),
-               ncol=len(handles), fontsize=8, frameon=False)
+    axes[0, 0].legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                      ncol=len(handles), fontsize=8, frameon=False)
     notes = ["; ".join(SCENARIO_NOTES.get(sc, sc) for sc in scenarios) + "."] if scenarios else []
     standin = [s for s in series if s["standin"]]
     if standin:
         notes.append(_standin_note([v for v in record.get("variants") or []
                                     if v["name"] in {s["variant"] for s in standin}],
                                    how=report.STANDIN_MARK))
-    _finish(fig, notes, top=top)
+    _finish(fig, notes)
     return fig
 
 
@@ -550,7 +558,12 @@ def trends(entries: list[compare.Facts]):
     for ax in (ax_size, ax_time):
         ax.grid(alpha=0.3)
         ax.set_axisbelow(True)
-    ax_time.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d\n%H:%M"))
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax_time.xaxis.set_major_locator(locator)
+    ax_time.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    times = sorted({e.when for runs in by_variant.values() for e in runs})
+    if len(times) == 1 or (times and times[-1] - times[0] < dt.timedelta(hours=2)):
+        ax_time.set_xlim(times[0] - dt.timedelta(hours=12), times[-1] + dt.timedelta(hours=12))
     variant_legend = ax_size.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                                     title="Variant", title_fontsize=8)
     ax_size.add_artist(variant_legend)
@@ -569,5 +582,5 @@ def trends(entries: list[compare.Facts]):
     if any_standin:
         notes.append("Hatched points: built on a locally built stand-in base image, not the "
                      "registry's image.")
-    _finish(fig, notes, right=0.79)
+    _finish(fig, notes, right=0.84)
     return fig

@@ -1,120 +1,369 @@
-"""One self-contained HTML page per run: tables, charts inline, environment, bases, failures.
+"""One self-contained HTML page per run: `results/<run>/index.html`.
 
-Pure: a record in, a string out. Charts are embedded as data URIs so the page needs no
-network and can be mailed, archived or published as one file.
+The summary table (the same rows as table.md), every chart, the base images as they were
+resolved, failures with the end of their build log, and the environment of the run. Charts
+are embedded as PNG data URIs and the CSS is inline, so the page needs no network: it can be
+published, mailed or archived as one file. Its Content-Security-Policy forbids loading
+anything from elsewhere. Every piece of text from the record is escaped.
+
+`render` is pure (a string out); `write` draws the charts once, saves them beside the page
+(PNG and SVG) and writes index.html.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import report
+from . import charts, report
+from .results import RESULTS_FILE, write_atomic
+
+INDEX = "index.html"
+RAW_FILES = (RESULTS_FILE, "results.csv", "table.md")
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-th{background:#f3f3f3}td.num{text-align:right}img{max-width:100%;border:1px solid #eee}
-.note{color:#555;font-size:.9rem}.failed{color:#b00;font-weight:bold}pre{background:#f7f7f7;padding:.6rem;overflow:auto}
+:root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#f6f8fa;--bad:#b42318;--accent:#4c72b0}
+*{box-sizing:border-box}
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
+ margin:0 auto;max-width:1260px;padding:1.5rem 1.5rem 4rem}
+header{border-bottom:3px solid var(--accent);margin-bottom:1rem}
+h1{font-size:1.6rem;margin:.2rem 0 .3rem}h2{font-size:1.2rem;margin:2.2rem 0 .6rem;
+ padding-bottom:.25rem;border-bottom:1px solid var(--line)}h3{font-size:1rem;margin:1.2rem 0 .4rem}
+.meta{color:var(--muted);margin:.2rem 0 .8rem}.meta span+span:before{content:" · "}
+nav a{margin-right:1rem}a{color:#0969da}
+table{border-collapse:collapse;margin:.4rem 0 .8rem;font-size:.92rem}
+th,td{border:1px solid var(--line);padding:.35rem .65rem;text-align:left;vertical-align:top}
+thead th{background:var(--head);position:sticky;top:0}
+tbody tr:nth-child(even){background:#fbfcfd}
+table.kv th{background:var(--head);font-weight:600;white-space:nowrap}
+#summary td:nth-child(n+3){text-align:right;white-space:nowrap}
+#summary td:first-child{font-weight:600}
+.note{color:var(--muted);font-size:.88rem;margin:.3rem 0}
+.failed{color:var(--bad);font-weight:600}
+figure{margin:.6rem 0 1.6rem}figure img{display:block;max-width:100%;height:auto;
+ border:1px solid var(--line);border-radius:4px}
+figcaption{color:var(--muted);font-size:.88rem;margin-top:.35rem}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.86em;
+ background:#f2f4f7;padding:.05rem .3rem;border-radius:3px}
+pre{background:#0d1117;color:#e6edf3;padding:.8rem 1rem;border-radius:6px;overflow:auto;
+ font-size:.82rem;line-height:1.4;max-height:28rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 1.5rem}
+.grid>div{min-width:0}.grid table{width:100%}.grid td{overflow-wrap:anywhere}
+#bases td:nth-child(2){white-space:nowrap}#bases td:nth-child(9){min-width:26rem}.wrap{overflow-x:auto}
 """
 
+# Marks the <body> once the page has loaded: how many images it has and how many decoded,
+# and how many rows the summary table has (what a headless browser, and the tests, read).
+LOAD_SCRIPT = (
+    "addEventListener('load',()=>{const i=[...document.images],b=document.body.dataset;"
+    "b.imagesTotal=i.length;b.imagesLoaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
+    "b.summaryRows=document.querySelectorAll('#summary tbody tr').length;b.ready='1';});")
 
-def _esc(value) -> str:
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str  # file stem in the run directory
+    title: str
+    caption: str
+    draw: Callable  # (record, history entries) -> Figure | None
+
+
+CHARTS = (
+    Chart("sizes", "Final image size",
+          "Uncompressed size per variant, as docker images shows it, and the share saved "
+          "against the first variant; the compressed size beside it where it is known.",
+          lambda record, entries: charts.sizes(record)),
+    Chart("composition", "Where the bytes go",
+          "Each final image split into its runtime base image, dependencies (node_modules), "
+          "application output and everything else.",
+          lambda record, entries: charts.composition(record)),
+    Chart("build_times", "Build time, every sample",
+          "Each dot is one timed build; the box spans the middle half of the samples and its "
+          "line is the median.",
+          lambda record, entries: charts.build_times(record)),
+    Chart("trends", "Trends over the history",
+          "Size and median cold build time of each variant in every run up to this one; "
+          "triangles mark a changed base image, squares a changed Dockerfile.",
+          lambda record, entries: charts.trends(entries) if entries else None),
+)
+
+
+# ---------------------------------------------------------------------------- text
+
+def esc(value) -> str:
+    """Text for HTML: escaped; None and NaN as an en dash."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(esc(v) for v in value) or "–"
     return html.escape(str(value))
 
 
-def _table(df: pd.DataFrame, table_id: str) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False))
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+def inline_md(text: str) -> str:
+    """The little Markdown report.py writes (`code`, **bold**), as escaped HTML."""
+    out = html.escape(text)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
-CHARTS = (("sizes", "Final sizes"), ("composition", "Where the bytes go"),
-          ("build_times", "Build time, every sample"), ("trends", "Trends over history"))
+def _short_id(value) -> str:
+    if not value:
+        return "–"
+    text = str(value)
+    short = text.split(":", 1)[-1][:12]
+    return f'<code title="{html.escape(text)}">{html.escape(short)}</code>'
 
 
-def _chart(run_dir: Path, name: str) -> str | None:
-    """A chart the run directory holds, embedded as a data URI (the page stays one file)."""
-    path = run_dir / f"{name}.png"
-    if not path.exists():
-        return None
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+def _kv(title: str | None, items: dict, table_id: str | None = None) -> str:
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{v if isinstance(v, _Html) else esc(v)}</td></tr>"
+                   for k, v in items.items())
+    head = f"<h3>{esc(title)}</h3>" if title else ""
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div>{head}<table class="kv"{ident}><tbody>{rows}</tbody></table></div>'
 
 
-def _pairs(title: str, items: dict) -> str:
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items.items())
-    return f"<h3>{_esc(title)}</h3><table>{rows}</table>"
+class _Html(str):
+    """A cell value that is already HTML (escaped where it came from the record)."""
 
 
-def _bases(record: dict) -> str:
-    cols = ("requested", "status", "image_id", "digest", "size_bytes", "used_ref", "recipe",
-            "standin_description")
-    rows = [{c: (report.human_size(b.get(c)) if c == "size_bytes" and b.get(c) else b.get(c))
-             for c in cols} for b in (record.get("bases") or {}).values()]
-    return _table(pd.DataFrame(rows, columns=cols), "bases") if rows else "<p>No base images.</p>"
+# ---------------------------------------------------------------------------- sections
+
+def summary_html(record: dict) -> str:
+    """The summary table: `report.summary_table` rendered by pandas, escaped."""
+    df = report.frame(record)
+    if df.empty:
+        return "<p>No variants were measured.</p>"
+    table = report.summary_table(df)
+    table["Final Size"] = table["Final Size"].str.replace("**", "", regex=False)
+    body = table.to_html(index=False, escape=True, border=0, table_id="summary",
+                         classes="summary", na_rep="–", justify="left")
+    # A failed variant's size cell in red (the cell's text is exactly "failed").
+    body = body.replace("<td>failed</td>", '<td class="failed">failed</td>')
+    return f'<div class="wrap">{body}</div>'
 
 
-def _failures(record: dict) -> str:
+def _notes(record: dict) -> str:
+    settings = record.get("settings") or {}
+    lines = [report.SIZE_UNIT_NOTE,
+             f"Build time: cold builds (no cache, base images already present) with the "
+             f"{settings.get('builder', 'classic')} builder, median ± MAD of the samples. "
+             f"\"Added to base\" is the final size minus the size of the runtime stage's base image."]
+    lines += report.standin_notes(record)
+    return "".join(f'<p class="note">{inline_md(line)}</p>' for line in lines)
+
+
+def contents_html(record: dict) -> str:
+    df = report.frame(record)
+    table = report.contents_table(df) if not df.empty else None
+    if table is None:
+        return ""
+    return ("<h2 id=\"contents\">What ships in each image</h2><div class=\"wrap\">"
+            + table.to_html(index=False, escape=True, border=0, table_id="contents",
+                            na_rep="–", justify="left")
+            + '</div><p class="note">Read from the layers of <code>docker save</code>. Compressed: '
+              "gzip level 6 of each layer, as a registry stores it (estimate). Wasted: bytes of "
+              "files that a later layer overwrote or deleted.</p>")
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def charts_html(images: dict[str, bytes], run_dir: Path | None) -> str:
+    parts = []
+    for chart in CHARTS:
+        data = images.get(chart.name)
+        if not data:
+            continue
+        links = ""
+        if run_dir is not None:
+            files = [f"{chart.name}.{ext}" for ext in ("png", "svg")
+                     if (Path(run_dir) / f"{chart.name}.{ext}").exists()]
+            links = " ".join(f'<a href="{html.escape(f)}">{html.escape(f)}</a>' for f in files)
+        parts.append(
+            f'<figure id="chart-{chart.name}"><h3>{esc(chart.title)}</h3>'
+            f'<img alt="{esc(chart.title)}" src="{_png_uri(data)}">'
+            f"<figcaption>{esc(chart.caption)}{' Files: ' + links if links else ''}</figcaption>"
+            "</figure>")
+    return "".join(parts) or "<p>No charts.</p>"
+
+
+BASE_COLUMNS = (("requested", "Requested"), ("status", "Status"), ("used_ref", "Used"),
+                ("image_id", "Image id"), ("digest", "Digest"), ("size_bytes", "Size"),
+                ("recipe", "Stand-in recipe"), ("node_version", "Node.js"),
+                ("standin_description", "Stand-in description"), ("error", "Error"))
+
+
+def bases_html(record: dict) -> str:
+    bases = record.get("bases") or {}
+    if not bases:
+        return "<p>No base images were resolved.</p>"
+    head = "".join(f"<th>{esc(title)}</th>" for _, title in BASE_COLUMNS)
+    rows = []
+    for ref, b in bases.items():
+        cells = []
+        for key, _ in BASE_COLUMNS:
+            value = b.get(key) if key != "requested" else (b.get("requested") or ref)
+            if key in ("image_id", "digest"):
+                cells.append(_short_id(value))
+            elif key == "size_bytes":
+                cells.append(esc(report.human_size(value)) if value is not None else "–")
+            elif key == "status" and b.get("standin"):
+                cells.append(f"{esc(value)}{report.STANDIN_MARK}")
+            else:
+                cells.append(esc(value))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<div class="wrap"><table id="bases"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def failures_html(record: dict) -> str:
     out = []
-    for v in record.get("variants", []):
+    for v in record.get("variants") or []:
         if v.get("status") == "ok":
             continue
-        tail = "\n".join(v.get("log_tail") or [])
-        out.append(f'<h3 class="failed">{_esc(v["name"])}: {_esc(v.get("error") or v.get("status"))}</h3>'
-                   + (f"<pre>{_esc(tail)}</pre>" if tail else ""))
+        tail = v.get("log_tail") or []
+        tail = "\n".join(tail) if isinstance(tail, list) else str(tail)
+        out.append(
+            f'<h3 class="failed">{esc(v.get("label") or v.get("name"))} '
+            f'(<code>{esc(v.get("name"))}</code>): {esc(v.get("error") or v.get("status"))}</h3>'
+            + (f"<p class=\"note\">Last lines of the build log:</p><pre>{esc(tail)}</pre>"
+               if tail else '<p class="note">No build log was recorded.</p>'))
+    warnings = [(v.get("name"), w) for v in record.get("variants") or [] for w in v.get("warnings") or []]
+    if warnings:
+        out.append("<h3>Warnings</h3><ul>" + "".join(
+            f"<li><code>{esc(n)}</code>: {esc(w)}</li>" for n, w in warnings) + "</ul>")
     return "".join(out) or "<p>None: every variant was built and measured.</p>"
 
 
-def render(record: dict, run_dir: Path) -> str:
-    """The whole page as a string, with the charts already written to `run_dir`."""
-    df = report.frame(record)
-    summary = report.summary_table(df) if not df.empty else pd.DataFrame()
-    if not summary.empty:  # Markdown emphasis means nothing in HTML
-        summary["Final Size"] = summary["Final Size"].str.replace("**", "", regex=False)
-    contents = report.contents_table(df) if not df.empty else None
+def environment_html(record: dict) -> str:
+    harness = record.get("harness") or {}
+    git = harness.get("git") or {}
+    machine = dict(record.get("machine") or {})
+    if machine.get("memory_bytes"):
+        machine["memory_bytes"] = f"{machine['memory_bytes']:,} ({report.human_size(machine['memory_bytes'])})"
+    run = {"run id": record.get("run_id"), "started (UTC)": record.get("created_utc"),
+           "finished (UTC)": record.get("finished_utc") or "not finished (interrupted?)",
+           "harness version": harness.get("version"), "git commit": git.get("commit"),
+           "uncommitted changes": git.get("dirty"), "schema version": record.get("schema_version")}
+    return ('<div class="grid">'
+            + _kv("Run", run, "env-run") + _kv("Settings", record.get("settings") or {}, "env-settings")
+            + _kv("Engine", record.get("engine") or {}, "env-engine")
+            + _kv("Machine", machine, "env-machine") + "</div>")
+
+
+def files_html(run_dir: Path | None) -> str:
+    names = list(RAW_FILES)
+    if run_dir is not None:
+        names += [f"{c.name}.{ext}" for c in CHARTS for ext in ("png", "svg")
+                  if (Path(run_dir) / f"{c.name}.{ext}").exists()]
+    return "<ul>" + "".join(f'<li><a href="{html.escape(n)}">{html.escape(n)}</a></li>'
+                            for n in names) + "</ul>"
+
+
+# ---------------------------------------------------------------------------- the page
+
+def history_until(record: dict, entries) -> list:
+    """The history entries of runs up to this one (a later run's figures do not belong)."""
+    if not entries:
+        return []
+    try:
+        until = dt.datetime.fromisoformat(record["created_utc"])
+    except (KeyError, TypeError, ValueError):
+        return list(entries)
+    return [e for e in entries if e.when <= until]
+
+
+def draw_images(record: dict, history_entries=None) -> dict[str, bytes]:
+    """Every chart as PNG bytes, drawn in memory (nothing written)."""
+    entries = history_until(record, history_entries)
+    images = {}
+    for chart in CHARTS:
+        fig = chart.draw(record, entries)
+        if fig is not None:
+            images[chart.name] = charts.png_bytes(fig)
+            plt.close(fig)
+    return images
+
+
+def render(record: dict, run_dir: Path | None, history_entries=None, *,
+           images: dict[str, bytes] | None = None) -> str:
+    """The whole page as a string. `images` (chart name -> PNG bytes) are embedded as they
+    are; without them the charts are drawn from the record (and the history) in memory."""
+    if images is None:
+        images = draw_images(record, history_entries)
+    run_id = record.get("run_id")
     machine = record.get("machine") or {}
+    engine = record.get("engine") or {}
     git = (record.get("harness") or {}).get("git") or {}
-    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in report.standin_notes(record))
+    variants = record.get("variants") or []
+    failed = sum(v.get("status") != "ok" for v in variants)
+    meta = [f"{len(variants)} variant(s)" + (f', <span class="failed">{failed} failed</span>' if failed else ""),
+            f"started {esc(record.get('created_utc'))}",
+            f"on {esc(machine.get('hostname'))} ({esc(machine.get('cpu_count'))} CPUs)",
+            f"Docker Engine {esc(engine.get('server_version'))}",
+            f"commit {esc((git.get('commit') or '')[:12] or None)}" + (" (dirty)" if git.get("dirty") else "")]
     parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>Dockerfile variants — run {_esc(record.get('run_id'))}</title>",
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Dockerfile variants — run {esc(run_id)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>Which Dockerfile should I ship? Run {_esc(record.get('run_id'))}</h1>",
-        "<h2>Summary</h2>", _table(summary, "summary"),
-        f'<p class="note">{_esc(report.SIZE_UNIT_NOTE)}</p>', notes,
-    ]
-    for name, title in CHARTS:
-        uri = _chart(run_dir, name)
-        if uri:
-            parts += [f"<h2>{_esc(title)}</h2>", f'<img alt="{_esc(title)}" src="{uri}">']
-    if contents is not None:
-        parts += ["<h2>What ships in each image</h2>", _table(contents, "contents")]
-    parts += [
-        "<h2>Base images</h2>", _bases(record),
-        "<h2>Failures</h2>", _failures(record),
-        "<h2>Environment</h2>",
-        _pairs("Run", {"run id": record.get("run_id"), "started (UTC)": record.get("created_utc"),
-                       "finished (UTC)": record.get("finished_utc"),
-                       "git commit": git.get("commit"), "dirty": git.get("dirty"),
-                       "harness": (record.get("harness") or {}).get("version"),
-                       **(record.get("settings") or {})}),
-        _pairs("Engine", record.get("engine") or {}),
-        _pairs("Machine", machine),
-        "<h2>Raw files</h2><ul>",
-        *(f'<li><a href="{name}">{name}</a></li>' for name in ("results.json", "results.csv", "table.md", "sizes.png", "sizes.svg")),
-        "</ul>",
-        # Lets a headless browser (and the tests) tell that every embedded image decoded.
-        "<script>addEventListener('load',()=>{const i=[...document.images];"
-        "document.body.dataset.imagesTotal=i.length;"
-        "document.body.dataset.imagesLoaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;});</script>",
+        f"<header><h1>Which Dockerfile should we ship? Run {esc(run_id)}</h1>",
+        '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
+        '<nav><a href="#summary-section">Summary</a><a href="#charts">Charts</a>'
+        '<a href="#bases-section">Base images</a><a href="#failures">Failures</a>'
+        '<a href="#environment">Environment</a><a href="#files">Raw files</a></nav></header>',
+        '<h2 id="summary-section">Summary</h2>', summary_html(record), _notes(record),
+        contents_html(record),
+        '<h2 id="charts">Charts</h2>', charts_html(images, run_dir),
+        '<h2 id="bases-section">Base images</h2>', bases_html(record),
+        '<h2 id="failures">Failures</h2>', failures_html(record),
+        '<h2 id="environment">Environment</h2>', environment_html(record),
+        '<h2 id="files">Raw files</h2>', files_html(run_dir),
+        f"<script>{LOAD_SCRIPT}</script>",
         "</body></html>",
     ]
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"
+
+
+@dataclass
+class Page:
+    html: Path
+    charts: list[Path]
+
+
+def write(record: dict, run_dir: Path, history_entries=None) -> Page:
+    """Draw every chart once, save it beside the page (PNG and SVG), write index.html.
+
+    The history defaults to the one beside the run directory (results/history.jsonl)."""
+    run_dir = Path(run_dir)
+    if history_entries is None:
+        history_entries = report.history_entries(run_dir.parent)
+    entries = history_until(record, history_entries)
+    written: list[Path] = []
+    images: dict[str, bytes] = {}
+    for chart in CHARTS:
+        fig = chart.draw(record, entries)
+        if fig is None:
+            continue
+        paths = charts.save(fig, run_dir / chart.name)
+        written += paths
+        images[chart.name] = paths[0].read_bytes()
+    page = run_dir / INDEX
+    write_atomic(page, render(record, run_dir, entries, images=images))
+    return Page(page, written)

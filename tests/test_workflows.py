@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,42 @@ def test_actionlint_passes_on_both_workflows():
     assert {p.name for p in WORKFLOWS} == {"nightly.yml", "pr.yml"}
     proc = subprocess.run([binary, *map(str, WORKFLOWS)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# The oldest major of each action that runs on a supported runtime (node24); older
+# majors run on node20, which GitHub deprecated.
+MIN_MAJOR = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 5,
+             "actions/upload-pages-artifact": 4, "actions/deploy-pages": 5}
+
+
+def _text(name: str) -> str:
+    return (ROOT / ".github" / "workflows" / name).read_text()
+
+
+def test_workflows_use_current_action_majors():
+    used = re.findall(r"uses:\s*([\w.-]+/[\w.-]+)@v(\d+)", "".join(_text(p.name) for p in WORKFLOWS))
+    assert used
+    for action, major in used:
+        assert action in MIN_MAJOR, f"{action}: not an action these workflows are expected to use"
+        assert int(major) >= MIN_MAJOR[action], f"{action}@v{major} is older than v{MIN_MAJOR[action]}"
+
+
+def test_workflow_triggers_and_the_work_they_do():
+    nightly, pr = _text("nightly.yml"), _text("pr.yml")
+    assert re.search(r"^on:\s*\n\s+schedule:", nightly, re.M) and "workflow_dispatch:" in nightly
+    assert re.search(r"^on:\s*\n\s+pull_request:", pr, re.M)
+    for target in ("history-restore", "bench", "history-publish", "site", "budgets"):
+        assert f"run: make {target}" in nightly, target
+    assert "actions/upload-pages-artifact@" in nightly and "actions/deploy-pages@" in nightly
+    for target in ("baseline-restore", "bench", "pr-compare", "budgets"):
+        assert f"run: make {target}" in pr, target
+    assert "gh pr comment" in pr
+
+
+def test_every_make_target_the_workflows_run_is_in_the_makefile():
+    targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", (ROOT / "Makefile").read_text(), re.M))
+    wanted = {t for p in WORKFLOWS for t in re.findall(r"run:\s*make\s+([A-Za-z0-9_.-]+)", _text(p.name))}
+    assert wanted and not wanted - targets, f"missing Makefile targets: {sorted(wanted - targets)}"
 
 
 def _git(cwd: Path, *args: str) -> str:
