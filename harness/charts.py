@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import re
 import textwrap
 from pathlib import Path
@@ -21,15 +22,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from . import compare, report  # noqa: E402
-from .results import write_atomic  # noqa: E402
-from .stats import summarize  # noqa: E402
+from . import compare, report
+from .results import write_atomic
+from .stats import summarize
 
 MB = 1e6  # SI, like `docker images`
 DPI = 110
@@ -51,6 +52,9 @@ ATTRIBUTION_KEYS = {"base image": "base_bytes", "dependencies": "dependencies_by
 
 SCENARIO_COLOURS = ("#c44e52", "#4c72b0", "#55a868", "#dd8452", "#8172b3", "#937860")
 SCENARIO_NOTES = {"cold": "cold: no build cache, base images present",
+                  "no-change": "no-change: cache, nothing changed",
+                  "source-change": "source-change: cache, one source file edited",
+                  "dependency-change": "dependency-change: cache, package.json and its lock changed",
                   "warm": "warm: full cache, nothing changed",
                   "code-change": "code-change: cache, one source file changed",
                   "deps-change": "deps-change: cache, package.json changed"}
@@ -161,7 +165,7 @@ def sizes(record: dict):
     compressed size (as a registry stores it) as a second bar where it is known."""
     variants = record.get("variants") or []
     df = report.frame(record)
-    ok = [v.get("status") == "ok" for v in variants]
+    ok = [report.is_measured(v) for v in variants]
     raw = [(v.get("image") or {}).get("size_bytes") if good else None
            for v, good in zip(variants, ok)]
     packed = [compressed_size(v) if good else (None, "") for v, good in zip(variants, ok)]
@@ -190,6 +194,8 @@ def sizes(record: dict):
                 linewidth=0.5, hatch=hatch)
         text = report.human_size(size) + "   " + ("first (baseline)" if i == 0
                                                    else _saved_text(size, first_raw))
+        if v.get("status") == report.FAILED_AT_RUNTIME:
+            text += "   (failed at runtime)"
         ax.text(size / MB + peak * 0.01, y + shift, text, va="center", fontsize=9,
                 fontweight="bold" if i else None)
         value, kind = packed[i]
@@ -288,12 +294,23 @@ def base_entries(history: list[dict], base: dict, image_layers: int | None = Non
     return len(history)
 
 
+def _attributed_split(variant: dict) -> dict | None:
+    """The runner's split of the image (`attribution.split`, or the older
+    `layers.attribution`) when every part of it is known."""
+    for split in ((variant.get("attribution") or {}).get("split"),
+                  (variant.get("layers") or {}).get("attribution")):
+        if isinstance(split, dict) and all(split.get(k) is not None for k in ATTRIBUTION_KEYS.values()):
+            return split
+    return None
+
+
 def composition_bytes(variant: dict) -> dict[str, int] | None:
-    """Bytes per part of the final image: `layers.attribution` where the runner recorded
-    one, else derived from the history (see `base_entries`); None when neither is known."""
+    """Bytes per part of the final image: the runner's attribution where it recorded one
+    with every part known, else derived from the history (see `base_entries`); None when
+    neither is known."""
     image = variant.get("image") or {}
-    attribution = (variant.get("layers") or {}).get("attribution")
-    if isinstance(attribution, dict) and all(k in attribution for k in ATTRIBUTION_KEYS.values()):
+    attribution = _attributed_split(variant)
+    if attribution is not None:
         return {part: int(attribution[key] or 0) for part, key in ATTRIBUTION_KEYS.items()}
     base = runtime_base(variant)
     if not image or image.get("size_bytes") is None or base is None:
@@ -316,14 +333,14 @@ def composition_bytes(variant: dict) -> dict[str, int] | None:
 def composition(record: dict):
     """One stacked bar per variant: base image, dependencies, application output, other."""
     variants = record.get("variants") or []
-    parts = [composition_bytes(v) if v.get("status") == "ok" else None for v in variants]
+    parts = [composition_bytes(v) if report.is_measured(v) else None for v in variants]
     rows = max(len(variants), 1)
     fig, ax = plt.subplots(figsize=(WIDTH, 0.62 * rows + 2.4), dpi=DPI)
     ys = list(range(len(variants)))[::-1]
     peak = max([sum(p.values()) for p in parts if p] + [1]) / MB
     for v, y, p in zip(variants, ys, parts):
         if p is None:
-            why = "build failed" if v.get("status") != "ok" else "no size recorded"
+            why = "build failed" if not report.is_measured(v) else "no size recorded"
             ax.text(peak * 0.01, y, why, va="center", color=FAILED_COLOUR, fontweight="bold", fontsize=9)
             continue
         left = 0.0
@@ -356,13 +373,13 @@ def composition(record: dict):
         handles.append(Patch(facecolor="white", edgecolor="black", hatch=STANDIN_HATCH,
                              label="stand-in base image"))
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.95)
-    attributed = any((v.get("layers") or {}).get("attribution") for v in variants)
+    attributed = any(_attributed_split(v) for v in variants)
     method = ("Split per layer as the runner attributed it." if attributed else
               "Split from `docker history`: the runtime stage's base image, then each layer "
               "above it by its instruction (npm ci/install, node_modules → dependencies; "
               "dist, npm run build, COPY . . → application).")
     unsplit = [_label(v) for v, p in zip(variants, parts) if p is not None
-               and not (v.get("layers") or {}).get("attribution")
+               and not _attributed_split(v)
                and not (v.get("image") or {}).get("history")]
     if unsplit:
         method += (f" No history recorded for {', '.join(unsplit)}: all it adds to its base "
@@ -374,29 +391,34 @@ def composition(record: dict):
 # ---------------------------------------------------------------------------- build times
 
 def build_series(record: dict) -> list[dict]:
-    """One series per built variant and scenario: builder, samples and warm-up samples.
+    """One series per built variant, builder and scenario: samples and warm-up samples.
 
     Reads `build.scenarios = {scenario: {"samples_seconds", "warmup_seconds"}}` where the
     runner wrote it, else `build.samples_seconds` as the run's one scenario; the builder is
-    the variant's own `builder`, else the run's."""
+    the variant's own `builder`, else the run's. The builds of every other builder
+    (`extra_builds`) follow, read the same way."""
     default_builder = (record.get("settings") or {}).get("builder") or "classic"
     out = []
     for v in record.get("variants") or []:
-        if v.get("status") != "ok":
+        if not report.is_measured(v):
             continue
-        build = v.get("build") or {}
-        scenarios = build.get("scenarios")
-        for scenario, samples in compare.build_samples(record, v).items():
-            if not samples:
-                continue
-            if isinstance(scenarios, dict):
-                table = scenarios.get(scenario)
-                warmup = table.get("warmup_seconds") if isinstance(table, dict) else None
-            else:
-                warmup = build.get("warmup_seconds")
-            out.append({"variant": v["name"], "label": _label(v), "standin": _standin(v),
-                        "builder": v.get("builder") or default_builder, "scenario": scenario,
-                        "samples": list(samples), "warmup": list(warmup or [])})
+        builds = [(v.get("builder") or default_builder, v.get("build") or {})]
+        builds += [(extra.get("builder") or name, extra)
+                   for name, extra in (v.get("extra_builds") or {}).items()
+                   if isinstance(extra, dict) and not extra.get("error")]
+        for builder, build in builds:
+            scenarios = build.get("scenarios")
+            for scenario, samples in compare.build_samples(record, {"build": build}).items():
+                if not samples:
+                    continue
+                if isinstance(scenarios, dict):
+                    table = scenarios.get(scenario)
+                    warmup = table.get("warmup_seconds") if isinstance(table, dict) else None
+                else:
+                    warmup = build.get("warmup_seconds")
+                out.append({"variant": v["name"], "label": _label(v), "standin": _standin(v),
+                            "builder": builder, "scenario": scenario,
+                            "samples": list(samples), "warmup": list(warmup or [])})
     return out
 
 
@@ -529,7 +551,7 @@ def trends(entries: list[compare.Facts]):
         ax_time.plot(when, medians, marker="o", markersize=4, color=line.get_color())
         standin = [i for i, e in enumerate(runs) if any(b.get("standin") for b in e.bases)]
         base_changed, dockerfile_changed = [], []
-        for i, (before, after) in enumerate(zip(runs, runs[1:]), 1):
+        for i, (before, after) in enumerate(itertools.pairwise(runs), 1):
             base, dockerfile = _change_kinds(before, after)
             if base:
                 base_changed.append(i)

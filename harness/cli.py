@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 VariantsDir = Annotated[Path, typer.Option("--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
-ContextDir = Annotated[Optional[Path], typer.Option("--context", help="Build context for every variant (default: the manifest's, else ../sample_app).")]
+ContextDir = Annotated[Path | None, typer.Option("--context", help="Build context for every variant (default: the manifest's, else ../sample_app).")]
 
 
 def _version(value: bool) -> None:
@@ -56,12 +56,21 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(variants_dir: Path, context: Path | None, names: list[str] | None = None):
-    from .variants import load_variants, select
+def _load_warned(variants_dir: Path, context: Path | None, names: list[str] | None = None):
+    """The variants and what was wrong with variants.toml (printed as warnings): a bad
+    manifest does not stop a run, its Dockerfiles are then found by file name."""
+    from .variants import load_variants_with_warnings, select
 
     if context is not None and not context.is_dir():
         raise HarnessError(f"--context {context}: no such directory")
-    return select(load_variants(variants_dir, context), names or [])
+    variants, warnings = load_variants_with_warnings(variants_dir, context)
+    for line in warnings:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
+    return select(variants, names or []), warnings
+
+
+def _load(variants_dir: Path, context: Path | None, names: list[str] | None = None):
+    return _load_warned(variants_dir, context, names)[0]
 
 
 @app.command("list")
@@ -134,29 +143,66 @@ class RichProgress:
 
 @app.command()
 def run(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Variant names (default: all).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Variant names (default: all).")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Cold builds per variant; every sample is kept.")] = 3,
     variants_dir: VariantsDir = DEFAULT_VARIANTS,
     context: ContextDir = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where run directories are written.")] = DEFAULT_OUT,
     bases_mode: Annotated[str, typer.Option("--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a pull fails; present: use only what is there.")] = "auto",
-    bases_lock: Annotated[Optional[Path], typer.Option("--bases-lock", help="Record the bases used; refuse different ones on later runs.")] = None,
+    bases_lock: Annotated[Path | None, typer.Option("--bases-lock", help="Record the bases used; refuse different ones on later runs.")] = None,
     update_lock: Annotated[bool, typer.Option("--update-lock", help="Accept bases that differ from --bases-lock and rewrite it.")] = False,
     analyze: Annotated[bool, typer.Option("--analyze/--no-analyze", help="Read each image's layers: contents, waste, compressed estimate, shell, packages.")] = True,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a size budget is broken (budgets from --budgets or variants.toml).")] = False,
-    budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables.")] = None,
+    budgets_file: Annotated[Path | None, typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="cold, no-change, source-change, dependency-change or all (repeatable or comma-separated).")] = None,
+    warmup: Annotated[int | None, typer.Option(min=0, help="Uncounted builds before each scenario's counted ones (default: 1, none for cold).")] = None,
+    builder: Annotated[list[str] | None, typer.Option("--builder", help="classic (the SDK), buildkit (the docker CLI) or both; the first one's image is measured.")] = None,
+    timeout: Annotated[float | None, typer.Option(min=1, help="Seconds one build may take before it is cancelled and counted as failed.")] = None,
+    runtime_check: Annotated[bool, typer.Option("--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid limits) and check that it serves.")] = True,
+    use_registry: Annotated[bool, typer.Option("--registry/--no-registry", help="Push to and pull from a loopback registry: exact compressed size, push and pull time.")] = True,
+    keep_images: Annotated[bool, typer.Option("--keep-images/--no-keep-images", help="Keep each variant's final image after the run.")] = True,
+    secret_arg: Annotated[list[str] | None, typer.Option("--secret-arg", help="A build arg to mask in results, logs and reports (besides *TOKEN*, *SECRET*, *PASSWORD*).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Complete this run directory: measure only the variants it lacks.")] = None,
 ) -> None:
-    """Build and measure the variants; write results.json, results.csv, table.md and sizes.png."""
-    from . import engine, report, results, runner
+    """Build and measure the variants; write results.json, results.csv, table.md and charts."""
+    from . import engine, report, results, runner, scenarios
     from .bases import MODES
 
     if bases_mode not in MODES:
         raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--bases")
     if out_dir.exists() and not out_dir.is_dir():
         raise typer.BadParameter(f"{out_dir} exists and is not a directory", param_hint="--out")
+    try:
+        chosen = scenarios.parse(scenario)
+    except HarnessError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenario")
+    builders = _builders(builder)
     baseline = None
     try:
-        variants = _load(variants_dir, context, names)
+        if resume is not None:
+            previous = results.load(resume)  # the run's own settings win: one run, one method
+            resume = resume if resume.is_dir() else resume.parent
+            out_dir = resume.parent
+            settings = previous.get("settings") or {}
+            repeat = settings.get("repeat", repeat)
+            chosen = settings.get("scenarios") or chosen
+            builders = settings.get("builders") or builders
+            warmup = settings.get("warmup", warmup)
+            timeout = settings.get("timeout", timeout)
+            runtime_check = settings.get("runtime", runtime_check)
+            use_registry = settings.get("registry", use_registry)
+            names = settings.get("names") or names
+            if settings.get("variants_dir"):
+                variants_dir = Path(settings["variants_dir"])
+            if settings.get("context"):
+                context = Path(settings["context"])
+        if "buildkit" in builders:
+            from .buildkit import available
+
+            problem = available()
+            if problem:
+                raise HarnessError(f"--builder buildkit: {problem}")
+        variants, manifest_warnings = _load_warned(variants_dir, context, names)
         if not variants:
             raise HarnessError(f"no variants found in {variants_dir}")
         if check:
@@ -173,7 +219,12 @@ def run(
         raise _fail(str(exc))
     opts = runner.RunOptions(repeat=repeat, out=out_dir, bases_mode=bases_mode,
                              bases_lock=bases_lock, update_lock=update_lock, analyze=analyze,
-                             settings={"variants_dir": str(variants_dir),
+                             scenarios=tuple(chosen), warmup=warmup, builders=tuple(builders),
+                             timeout=timeout, runtime=runtime_check, registry=use_registry,
+                             keep_images=keep_images, secret_args=tuple(secret_arg or ()),
+                             resume=resume,
+                             settings={"manifest_warnings": manifest_warnings,
+                                       "variants_dir": str(variants_dir),
                                        "context": str(context) if context else None,
                                        "names": names or []})
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -186,6 +237,8 @@ def run(
     except KeyboardInterrupt as exc:
         err.print("interrupted: partial results saved", highlight=False)
         raise typer.Exit(143 if isinstance(exc, Terminated) else 130)
+    if manifest_warnings:
+        code = 1  # the manifest was not used as written: the nightly must notice
     written = report.write_report(record, run_dir)
     results.point_latest(out_dir, run_dir)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
@@ -203,9 +256,46 @@ def run(
     raise typer.Exit(code)
 
 
+BUILDERS = ("classic", "buildkit")
+
+
+def _builders(values: list[str] | None) -> list[str]:
+    chosen: list[str] = []
+    for value in values or ["classic"]:
+        for name in (v.strip() for v in value.split(",")):
+            names = list(BUILDERS) if name == "both" else [name]
+            for n in names:
+                if n not in BUILDERS:
+                    raise typer.BadParameter(f"unknown builder {n!r}: classic, buildkit or both",
+                                             param_hint="--builder")
+                if n not in chosen:
+                    chosen.append(n)
+    return chosen
+
+
+@app.command("clean")
+def clean_cmd(
+    run_id: Annotated[str | None, typer.Option("--run", help="Remove what this run id created (see results/<run>/results.json).")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Remove what every run created.")] = False,
+    keep_final: Annotated[bool, typer.Option("--keep-final/--no-keep-final", help="Keep the final images harness-bench/<variant>:latest.")] = False,
+) -> None:
+    """Remove every container, image, network and volume labelled by a harness run."""
+    from . import cleanup, engine
+
+    if (run_id is None) == (not all_runs):
+        raise typer.BadParameter("give exactly one of --run ID or --all")
+    try:
+        result = cleanup.remove(engine.connect(), run_id, keep_final=keep_final)
+    except HarnessError as exc:
+        raise _fail(str(exc))
+    for line in cleanup.summary_lines(result):
+        out.print(line, highlight=False, markup=False)
+    raise typer.Exit(1 if result.get("errors") else 0)
+
+
 @app.command("report")
 def report_cmd(
-    run_dir: Annotated[Optional[Path], typer.Argument(help="A run directory (default: results/latest).")] = None,
+    run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
 ) -> None:
     """Regenerate table.md, results.csv and sizes.png from a results.json; needs no engine."""
     from . import report, results
@@ -298,10 +388,10 @@ def history_cmd(
 def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
     current: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
-    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Compare two variants of this run: BASELINE and CURRENT are variant names.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="Compare two variants of this run: BASELINE and CURRENT are variant names.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md | json | csv")] = "md",
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when CURRENT breaks a budget.")] = False,
-    budgets_file: Annotated[Optional[Path], typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables (default: variants.toml).")] = None,
+    budgets_file: Annotated[Path | None, typer.Option("--budgets", help="A TOML file of [budgets.<variant>] tables (default: variants.toml).")] = None,
     variants_dir: VariantsDir = DEFAULT_VARIANTS,
     factor: Annotated[float, typer.Option(help="Build-time ratio that counts as a change.")] = 1.10,
     alpha: Annotated[float, typer.Option(help="Significance level for build times.")] = 0.05,

@@ -206,3 +206,69 @@ def rewrite_from(text: str, replacements: dict[int, str]) -> str:
             raise ValueError(f"line {ins.line}: cannot locate the image {image!r} to substitute")
         lines[ins.line - 1] = raw_line[:pos] + new_ref + raw_line[pos + len(image):]
     return "".join(lines)
+
+
+# --- features the classic builder cannot build -------------------------------------------
+
+# Flags the classic builder refuses ("the --mount option requires BuildKit", "Unknown flag:
+# link"): every one of them is certain to fail there and is understood by BuildKit.
+_BUILDKIT_FLAGS = {
+    "RUN": ("mount", "network", "security", "device"),
+    "COPY": ("chmod", "link", "parents", "exclude"),
+    "ADD": ("chmod", "link", "checksum", "keep-git-dir", "exclude"),
+}
+_HEREDOC = re.compile(r"(?<!<)<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
+def needs_buildkit(text: str) -> str | None:
+    """Why the classic builder cannot build this Dockerfile (one line), or None.
+
+    Only certain cases: a flag the classic builder refuses on RUN, COPY or ADD, and a
+    heredoc (`RUN <<EOF` ... `EOF`: the classic parser reads its body as instructions).
+    Each reason names the feature and its line, e.g. "RUN --mount=type=cache (line 7)".
+    """
+    lines = text.splitlines()
+    reasons: list[str] = []
+    for ins in logical_lines(text):
+        flags = _BUILDKIT_FLAGS.get(ins.keyword)
+        if flags is None:
+            continue
+        tokens = ins.args.split()
+        for token in tokens:
+            if not token.startswith("--"):
+                break
+            name, _, value = token[2:].partition("=")
+            if name.lower() in flags:
+                reasons.append(f"{ins.keyword} {_flag_text(name.lower(), value)} (line {ins.line})")
+        heredoc = _heredoc(ins, lines)
+        if heredoc:
+            reasons.append(f"{ins.keyword} heredoc <<{heredoc} (line {ins.line})")
+    if not reasons:
+        return None
+    reasons = list(dict.fromkeys(reasons))
+    more = len(reasons) - 3
+    return ", ".join(reasons[:3]) + (f" and {more} more" if more > 0 else "")
+
+
+def _flag_text(name: str, value: str) -> str:
+    if name == "mount":
+        fields = dict(f.partition("=")[::2] for f in value.split(",") if f)
+        return f"--mount=type={fields.get('type') or 'bind'}"
+    if name in ("network", "security") and value:
+        return f"--{name}={value}"
+    return f"--{name}"
+
+
+def _heredoc(ins: Instruction, lines: list[str]) -> str | None:
+    """The delimiter of a heredoc the instruction opens, when its closing line follows."""
+    m = _HEREDOC.search(ins.args)
+    if not m:
+        return None
+    word = m.group(3)
+    after = lines[ins.end_line:]
+    strip_tabs = m.group(1) == "-"
+    for line in after:
+        body = line.lstrip("\t") if strip_tabs else line
+        if body.rstrip() == word:
+            return word
+    return None

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 
 import docker
-from docker.errors import DockerException
+import urllib3.exceptions
+from docker.errors import APIError, DockerException
+from requests.exceptions import RequestException
 
 from .errors import EngineUnavailable
+
+# What an engine call can raise, a dying engine included: the SDK's errors, requests', and
+# the raw urllib3/http ones a stream raises when the connection drops mid-read.
+ENGINE_ERRORS = (APIError, DockerException, RequestException, OSError,
+                 urllib3.exceptions.HTTPError, http.client.HTTPException)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 START_HINT = "start one with `make engine` (as root on Debian) or point DOCKER_HOST at a running engine"

@@ -35,9 +35,9 @@ def history_line(entry: Facts) -> str:
 def append_run(history_path: Path, record: dict) -> int:
     """Append the run's variants not yet in the history; return how many lines were added."""
     path = Path(history_path)
-    present = {(e.run_id, e.variant) for e in read_history(path)[0]}
+    present = {(e.run_id, e.variant): e.status for e in read_history(path)[0]}
     new = [f for f in (compare.facts(record, v) for v in record.get("variants", []))
-           if (f.run_id, f.variant) not in present]
+           if (f.run_id, f.variant) not in present or _completes(present[f.run_id, f.variant], f)]
     if not new:
         return 0
     data = "".join(history_line(f) + "\n" for f in new).encode()
@@ -93,19 +93,31 @@ def read_history(path: Path) -> tuple[list[Facts], list[str]]:
         return [], [f"{path}: cannot read ({exc.strerror or exc})"]
     entries: list[Facts] = []
     problems: list[str] = []
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (line number, index in entries)
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
         entry, cause = _parse(line)
-        if entry is not None and (entry.run_id, entry.variant) in seen:
-            entry, cause = None, f"duplicate of line {seen[entry.run_id, entry.variant]}"
+        key = (entry.run_id, entry.variant) if entry is not None else None
+        if key in seen:
+            earlier_line, index = seen[key]
+            if _completes(entries[index].status, entry):
+                entries[index] = entry  # the run was completed with --resume
+                seen[key] = (lineno, index)
+                continue
+            entry, cause = None, f"duplicate of line {earlier_line}"
         if entry is None:
             problems.append(f"{path}:{lineno}: {cause}; skipped")
             continue
-        seen[entry.run_id, entry.variant] = lineno
+        seen[key] = (lineno, len(entries))
         entries.append(entry)
     return entries, problems
+
+
+def _completes(earlier_status: str | None, later: Facts) -> bool:
+    """A later line of the same run and variant replaces a failed one: `--resume` measured it."""
+    return earlier_status not in ("ok",) and later.status in ("ok", "failed-at-runtime") \
+        and later.status != earlier_status
 
 
 def _parse(line: bytes) -> tuple[Facts | None, str | None]:

@@ -1,7 +1,10 @@
 """One self-contained HTML page per run: `results/<run>/index.html`.
 
-The summary table (the same rows as table.md), every chart, the base images as they were
-resolved, failures with the end of their build log, and the environment of the run. Charts
+The summary table (the same rows as table.md), build-time statistics per variant x builder x
+scenario with what the cache buys, the build context, shipping (registry) and runtime
+figures, what ships in each image, its security posture and where its bytes go (with a
+per-layer table per variant), every chart, the base images as they were resolved, failures
+with the end of their build or container log, and the environment of the run. Charts
 are embedded as PNG data URIs and the CSS is inline, so the page needs no network: it can be
 published, mailed or archived as one file. Its Content-Security-Policy forbids loading
 anything from elsewhere. Every piece of text from the record is escaped.
@@ -16,9 +19,9 @@ import base64
 import datetime as dt
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -27,7 +30,7 @@ from . import charts, report
 from .results import RESULTS_FILE, write_atomic
 
 INDEX = "index.html"
-RAW_FILES = (RESULTS_FILE, "results.csv", "table.md")
+RAW_FILES = (RESULTS_FILE, "results.csv", report.BUILD_TIMES_CSV, "table.md")
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#f6f8fa;--bad:#b42318;--accent:#4c72b0}
@@ -58,6 +61,11 @@ pre{background:#0d1117;color:#e6edf3;padding:.8rem 1rem;border-radius:6px;overfl
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 1.5rem}
 .grid>div{min-width:0}.grid table{width:100%}.grid td{overflow-wrap:anywhere}
 #bases td:nth-child(2){white-space:nowrap}#bases td:nth-child(9){min-width:26rem}.wrap{overflow-x:auto}
+table.figures td{white-space:nowrap}table.figures td.text{white-space:normal;min-width:8rem}
+tr.noisy td{background:#fff8c5}tr.failed td{color:var(--bad)}
+ul.warn li{color:#7d4e00}ul.lines{margin:.3rem 0 .8rem;padding-left:1.4rem}
+.statement{font-weight:600;margin:.4rem 0}
+details{margin:.3rem 0}summary{cursor:pointer;font-weight:600}
 """
 
 # Marks the <body> once the page has loaded: how many images it has and how many decoded,
@@ -150,19 +158,113 @@ def summary_html(record: dict) -> str:
     table["Final Size"] = table["Final Size"].str.replace("**", "", regex=False)
     body = table.to_html(index=False, escape=True, border=0, table_id="summary",
                          classes="summary", na_rep="–", justify="left")
-    # A failed variant's size cell in red (the cell's text is exactly "failed").
+    # A failed variant's size cell in red (the cell's text is exactly "failed"), and the
+    # size of one that failed at runtime (built and measured, so its size stands).
     body = body.replace("<td>failed</td>", '<td class="failed">failed</td>')
+    body = re.sub(r"<td>([^<]*) \(failed at runtime\)</td>",
+                  r'<td>\1 <span class="failed">(failed at runtime)</span></td>', body)
     return f'<div class="wrap">{body}</div>'
 
 
 def _notes(record: dict) -> str:
-    settings = record.get("settings") or {}
-    lines = [report.SIZE_UNIT_NOTE,
-             f"Build time: cold builds (no cache, base images already present) with the "
-             f"{settings.get('builder', 'classic')} builder, median ± MAD of the samples. "
-             f"\"Added to base\" is the final size minus the size of the runtime stage's base image."]
-    lines += report.standin_notes(record)
+    lines = report.summary_notes(record) + report.standin_notes(record)
     return "".join(f'<p class="note">{inline_md(line)}</p>' for line in lines)
+
+
+def figures_table(df, table_id: str, row_classes: list[str] | None = None,
+                  text_columns: tuple[str, ...] = ()) -> str:
+    """A DataFrame of text as an HTML table, every cell escaped; optional class per row."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    rows = []
+    for i, values in enumerate(df.itertuples(index=False)):
+        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(
+            f'<td class="text">{esc(v)}</td>' if col in text_columns else f"<td>{esc(v)}</td>"
+            for col, v in zip(df.columns, values))
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return (f'<div class="wrap"><table id="{table_id}" class="figures"><thead><tr>{head}'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def lines_html(lines: list[str], list_class: str = "lines") -> str:
+    """Report lines as HTML: runs of "- " lines become a list, others notes."""
+    out, items = [], []
+
+    def flush():
+        if items:
+            out.append(f'<ul class="{list_class}">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+            items.clear()
+    for line in lines:
+        if line.startswith("- "):
+            items.append(inline_md(line[2:]))
+        elif line:
+            flush()
+            out.append(f'<p class="note">{inline_md(line)}</p>')
+    flush()
+    return "".join(out)
+
+
+def build_times_html(record: dict) -> str:
+    table = report.build_stats_table(record)
+    if table is None:
+        return ""
+    rows = report.build_rows(record)
+    classes = ["noisy" if r.noisy else "failed" if r.state in ("error", "failed") else ""
+               for r in rows]
+    parts = ['<h2 id="build-times-section">Build time per variant, builder and scenario</h2>',
+             figures_table(table, "build-times", classes, ("Variant", "Note")),
+             (f'<p class="note">{inline_md(report.BUILD_TIMES_NOTE)} Highlighted rows: MAD '
+              f"above {report.SPREAD_LIMIT:.0%} of the median.</p>")]
+    warnings = report.spread_warnings(record)
+    if warnings:
+        parts.append("<h3>Too noisy to read</h3>" + lines_html(warnings, "lines warn"))
+    outliers = report.outlier_lines(record)
+    if outliers:
+        parts.append("<h3>Outliers</h3>" + lines_html(outliers))
+    cache = report.cache_lines(record)
+    if cache:
+        parts.append("<h3>What the build cache buys</h3><p class=\"note\">Median ± MAD, against "
+                     "the cold build with the same builder.</p>" + lines_html(cache))
+    return "".join(parts)
+
+
+def context_html(record: dict) -> str:
+    table = report.context_table(record)
+    if table is None:
+        return ""
+    return ('<h2 id="context-section">Build context</h2>'
+            + figures_table(table, "context", text_columns=("Variant", ".dockerignore saves"))
+            + f'<p class="note">{inline_md(report.CONTEXT_NOTE)}</p>')
+
+
+def shipping_html(record: dict) -> str:
+    table = report.shipping_table(record)
+    if table is None:
+        return ""
+    return ('<h2 id="shipping-section">Shipping</h2>'
+            + figures_table(table, "shipping", text_columns=("Variant", "Note"))
+            + f'<p class="note">{inline_md(report.SHIPPING_NOTE)}</p>')
+
+
+def runtime_html(record: dict) -> str:
+    table = report.runtime_table(record, body=True)
+    if table is None:
+        return ""
+    statement = report.runtime_statement(record)
+    head = (f'<p class="statement">{inline_md(statement[0])}</p>' + lines_html(statement[1:])
+            if statement else "")
+    parts = ['<h2 id="runtime-section">Runtime</h2>', head,
+             figures_table(table, "runtime", text_columns=(
+                 "Variant", "Same GET / as the reference", "GET / body (start)")),
+             f'<p class="note">{inline_md(report.runtime_conditions(record))}</p>']
+    for v, error, logs in report.runtime_failures(record):
+        parts.append(
+            f'<h3 class="failed">{esc(report.variant_cell(v))} (<code>{esc(v.get("name"))}</code>) '
+            f"failed at runtime: {esc(error)}</h3>"
+            '<p class="note">Its image was built and measured: its sizes stand.</p>'
+            + (f'<p class="note">Last lines of its log:</p><pre>{esc(chr(10).join(logs))}</pre>'
+               if logs else '<p class="note">No container log was recorded.</p>'))
+    return "".join(parts)
 
 
 def contents_html(record: dict) -> str:
@@ -176,6 +278,40 @@ def contents_html(record: dict) -> str:
             + '</div><p class="note">Read from the layers of <code>docker save</code>. Compressed: '
               "gzip level 6 of each layer, as a registry stores it (estimate). Wasted: bytes of "
               "files that a later layer overwrote or deleted.</p>")
+
+
+def security_html(record: dict) -> str:
+    df = report.frame(record)
+    table = report.security_table(df) if not df.empty else None
+    if table is None:
+        return ""
+    return ('<h2 id="security-section">Security posture</h2>'
+            + figures_table(table, "security", text_columns=("Approach",))
+            + f'<p class="note">{inline_md(report.SECURITY_NOTE)}</p>')
+
+
+def bytes_html(record: dict) -> str:
+    table = report.bytes_table(record)
+    if table is None:
+        return ""
+    parts = ['<h2 id="bytes-section">Where the bytes go</h2>',
+             figures_table(table, "bytes", text_columns=("Variant", "By stage (above the base)")),
+             f'<p class="note">{inline_md(report.BYTES_NOTE)}</p>']
+    for v in record.get("variants") or []:
+        layers = report.layer_table(v) if report.is_measured(v) else None
+        if layers is None:
+            continue
+        parts.append(
+            f"<details><summary>{esc(report.variant_cell(v))}: {len(layers)} layers</summary>"
+            + figures_table(layers, f"layers-{_ident(v.get('name'))}",
+                            text_columns=("Instruction",))
+            + "</details>")
+    return "".join(parts)
+
+
+def _ident(value) -> str:
+    """An HTML id from any text (the variant's name may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", str(value or "x"))
 
 
 def _png_uri(data: bytes) -> str:
@@ -233,7 +369,7 @@ def bases_html(record: dict) -> str:
 def failures_html(record: dict) -> str:
     out = []
     for v in record.get("variants") or []:
-        if v.get("status") == "ok":
+        if v.get("status") in report.MEASURED:
             continue
         tail = v.get("log_tail") or []
         tail = "\n".join(tail) if isinstance(tail, list) else str(tail)
@@ -242,6 +378,20 @@ def failures_html(record: dict) -> str:
             f'(<code>{esc(v.get("name"))}</code>): {esc(v.get("error") or v.get("status"))}</h3>'
             + (f"<p class=\"note\">Last lines of the build log:</p><pre>{esc(tail)}</pre>"
                if tail else '<p class="note">No build log was recorded.</p>'))
+    for v, error, _ in report.runtime_failures(record):
+        out.append(f'<h3 class="failed">{esc(v.get("label") or v.get("name"))} '
+                   f'(<code>{esc(v.get("name"))}</code>): failed at runtime: {esc(error)}</h3>'
+                   '<p class="note">Its image was built and measured; its container log is under '
+                   '<a href="#runtime-section">Runtime</a>.</p>')
+    for row in report.build_rows(record):
+        if row.state not in ("failed", "error") or (row.state == "failed" and row.primary):
+            continue
+        what = "build" if row.state == "failed" else f"{row.scenario} builds"
+        tail = "\n".join(row.log_tail)
+        out.append(f'<h3 class="failed"><code>{esc(row.name)}</code>: the {esc(row.builder)} '
+                   f"{esc(what)} failed: {esc(row.reason)}</h3>"
+                   + (f'<p class="note">Last lines of the build log:</p><pre>{esc(tail)}</pre>'
+                      if tail else ""))
     warnings = [(v.get("name"), w) for v in record.get("variants") or [] for w in v.get("warnings") or []]
     if warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(
@@ -310,12 +460,24 @@ def render(record: dict, run_dir: Path | None, history_entries=None, *,
     engine = record.get("engine") or {}
     git = (record.get("harness") or {}).get("git") or {}
     variants = record.get("variants") or []
-    failed = sum(v.get("status") != "ok" for v in variants)
-    meta = [f"{len(variants)} variant(s)" + (f', <span class="failed">{failed} failed</span>' if failed else ""),
+    failed = sum(v.get("status") not in report.MEASURED for v in variants)
+    at_runtime = sum(v.get("status") == report.FAILED_AT_RUNTIME for v in variants)
+    meta = [f"{len(variants)} variant(s)" + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
+            + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
             f"started {esc(record.get('created_utc'))}",
             f"on {esc(machine.get('hostname'))} ({esc(machine.get('cpu_count'))} CPUs)",
             f"Docker Engine {esc(engine.get('server_version'))}",
             f"commit {esc((git.get('commit') or '')[:12] or None)}" + (" (dirty)" if git.get("dirty") else "")]
+    sections = [("build-times-section", "Build times", build_times_html(record)),
+                ("context-section", "Context", context_html(record)),
+                ("shipping-section", "Shipping", shipping_html(record)),
+                ("runtime-section", "Runtime", runtime_html(record)),
+                ("contents", "Contents", contents_html(record)),
+                ("security-section", "Security", security_html(record)),
+                ("bytes-section", "Bytes", bytes_html(record))]
+    nav = [("summary-section", "Summary", True), *sections, ("charts", "Charts", True),
+           ("bases-section", "Base images", True), ("failures", "Failures", True),
+           ("environment", "Environment", True), ("files", "Raw files", True)]
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -325,11 +487,10 @@ def render(record: dict, run_dir: Path | None, history_entries=None, *,
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>Which Dockerfile should we ship? Run {esc(run_id)}</h1>",
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
-        '<nav><a href="#summary-section">Summary</a><a href="#charts">Charts</a>'
-        '<a href="#bases-section">Base images</a><a href="#failures">Failures</a>'
-        '<a href="#environment">Environment</a><a href="#files">Raw files</a></nav></header>',
+        "<nav>" + "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, text in nav
+                          if text) + "</nav></header>",
         '<h2 id="summary-section">Summary</h2>', summary_html(record), _notes(record),
-        contents_html(record),
+        *(text for _, _, text in sections),
         '<h2 id="charts">Charts</h2>', charts_html(images, run_dir),
         '<h2 id="bases-section">Base images</h2>', bases_html(record),
         '<h2 id="failures">Failures</h2>', failures_html(record),

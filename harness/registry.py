@@ -116,10 +116,13 @@ def running(binary: str | None = None) -> Iterator[Registry]:
         stop(registry)
 
 
-def _consume(stream: Iterator[dict], what: str) -> None:
+def _consume(stream: Iterator[dict], what: str) -> list[dict]:
+    messages = []
     for message in stream:
         if "error" in message:
             raise HarnessError(f"{what} failed: {message['error']}")
+        messages.append(message)
+    return messages
 
 
 def push(client: docker.DockerClient, image_id: str, registry: Registry, name: str,
@@ -134,13 +137,22 @@ def push(client: docker.DockerClient, image_id: str, registry: Registry, name: s
     return time.perf_counter() - start_time
 
 
-def pull(client: docker.DockerClient, registry: Registry, name: str, tag: str) -> float:
+@dataclass
+class Pulled:
+    seconds: float
+    layers_present: int  # layers the engine already had ("Already exists"): not downloaded
+
+
+def pull(client: docker.DockerClient, registry: Registry, name: str, tag: str) -> Pulled:
     """Pulls from the registry; returns wall seconds. Layers already present are not
     downloaded again, so remove the image first for the time of a cold pull."""
     repository = registry.repository(name)
     start_time = time.perf_counter()
-    _consume(client.api.pull(repository, tag=tag, stream=True, decode=True), f"pull of {repository}:{tag}")
-    return time.perf_counter() - start_time
+    messages = _consume(client.api.pull(repository, tag=tag, stream=True, decode=True),
+                        f"pull of {repository}:{tag}")
+    seconds = time.perf_counter() - start_time
+    present = {m.get("id") for m in messages if m.get("status") == "Already exists"}
+    return Pulled(seconds, len(present))
 
 
 def untag(client: docker.DockerClient, registry: Registry, name: str, tag: str) -> None:

@@ -28,13 +28,20 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Replace `path` with `data` so that a reader only ever sees a whole file."""
     path = Path(path)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise HarnessError(f"could not write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, mode) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only mount: the old file is still whole
+        Path(tmp).unlink(missing_ok=True)
+        raise HarnessError(f"could not write {path}: {exc.strerror or exc}; "
+                           f"the previous {path.name} is unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -7,20 +7,37 @@ saved after every variant, so whatever happens next, nothing measured is lost.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import tarfile
 import time
-
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import docker
+import urllib3.exceptions
 from docker.errors import APIError, DockerException
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
-from . import bases, dockerfile, engine, history, layers, results
-from .build import build_image, pack_context
+from . import (
+    attribution,
+    bases,
+    dockerfile,
+    engine,
+    history,
+    layers,
+    registry,
+    results,
+    runtime,
+    scenarios,
+    secrets,
+    stats,
+)
+from .build import BuildOutcome, Context, build_image, measure_unignored, pack_context
+from .buildkit import build_image_buildkit
 from .errors import BuildFailed, HarnessError
 from .measure import measure_image
 from .variants import Variant
@@ -51,6 +68,15 @@ class RunOptions:
     bases_lock: Path | None = None
     update_lock: bool = False
     analyze: bool = True  # read each image's layers: contents, waste, compressed estimate
+    scenarios: tuple[str, ...] = (scenarios.COLD,)  # the CLI's default is all four
+    warmup: int | None = None  # uncounted builds per scenario (None: 1, none for cold)
+    builders: tuple[str, ...] = ("classic",)  # the first one's image is the one measured
+    timeout: float | None = None  # seconds per build
+    runtime: bool = False  # start each image and check that it serves
+    registry: bool = False  # push to and pull from a loopback registry: exact compressed size
+    keep_images: bool = True  # keep each variant's final image after the run
+    secret_args: tuple[str, ...] = ()  # build args to mask besides *TOKEN*, *SECRET*, *PASSWORD*
+    resume: Path | None = None  # a run directory to complete instead of starting a new one
     settings: dict = field(default_factory=dict)  # extra settings to record (paths given)
 
 
@@ -107,15 +133,34 @@ def _from_records(p: Plan, resolved: dict[str, bases.Resolution]) -> list[dict]:
 
 def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptions,
             progress: Progress | None = None) -> tuple[Path, dict, int]:
-    """Run the bench; return the run directory, its record and the exit code."""
-    progress = progress or QuietProgress()
-    now = results.utc_now()
-    settings = {"repeat": opts.repeat, "builder": "classic", "scenario": "cold",
-                "bases_mode": opts.bases_mode, **opts.settings}
-    record = results.new_record(now, settings, engine.describe(client))
-    run_dir = results.new_run_dir(opts.out, now)
-    results.save(run_dir, record)
+    """Run the bench; return the run directory, its record and the exit code.
 
+    With `opts.resume`, the run directory given is completed: variants already measured
+    (and whose image is still on the engine) are kept as they are, the rest are built."""
+    progress = progress or QuietProgress()
+    secret_values = sorted({value for v in variants for key, value in v.build_args.items()
+                            if value and secrets.is_secret(key, opts.secret_args)})
+    progress = MaskedProgress(progress, secret_values) if secret_values else progress
+    if opts.resume is not None:
+        run_dir, record = opts.resume, results.load(opts.resume)
+        done = _still_measured(client, record)
+        record["resumed_utc"] = [*record.get("resumed_utc", []),
+                                 results.utc_now().isoformat(timespec="seconds")]
+    else:
+        now = results.utc_now()
+        settings = {"repeat": opts.repeat, "builder": opts.builders[0],
+                    "builders": list(opts.builders), "scenario": opts.scenarios[0],
+                    "scenarios": list(opts.scenarios), "warmup": opts.warmup,
+                    "timeout": opts.timeout, "runtime": opts.runtime, "registry": opts.registry,
+                    "bases_mode": opts.bases_mode, **opts.settings}
+        record = results.new_record(now, settings, engine.describe(client))
+        run_dir = results.new_run_dir(opts.out, now)
+        done = {}
+
+    def save() -> None:
+        results.save(run_dir, secrets.mask_record(record, secret_values))
+
+    save()
     plans = [plan(v) for v in variants]
     for p in plans:
         for w in p.warnings:
@@ -123,48 +168,123 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
 
     layer_cache: dict = {}  # diff id -> layer index, shared: variants share base layers
     resolved: dict[str, bases.Resolution] = {}
-    for ref in dict.fromkeys(r for p in plans if not p.problem for r in p.refs):
+    todo = [p for p in plans if p.variant.name not in done]
+    for ref in dict.fromkeys(r for p in todo if not p.problem for r in p.refs):
         progress.note(f"resolving base image {ref}")
         res = bases.resolve(client, ref, mode=opts.bases_mode, log=progress.step)
         resolved[ref] = res
         record["bases"][ref] = res.to_dict()
         progress.note(f"  {ref}: {res.status}" + (f" ({res.used_ref})" if res.standin else "")
                       + (f" — {res.error}" if res.error else ""))
-    results.save(run_dir, record)
+    save()
     _apply_lock(opts, resolved)
 
-    for i, p in enumerate(plans):
-        entry = {"name": p.variant.name, "label": p.variant.label,
-                 "dockerfile": p.variant.dockerfile.name,
-                 "dockerfile_path": str(p.variant.dockerfile),
-                 "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
-                 "context": str(p.variant.context), "target": p.variant.target,
-                 "build_args": p.variant.build_args, "in_manifest": p.variant.in_manifest,
-                 "warnings": p.warnings, "froms": _from_records(p, resolved),
-                 "status": "running", "error": None}
-        record["variants"].append(entry)
-        results.save(run_dir, record)  # the variant in flight is on disk too
-        try:
-            _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
-                             (i, len(plans)))
-            if opts.analyze and entry["status"] == "ok":
-                progress.step(f"{p.variant.name}: reading layer contents")
-                entry["contents"] = _analyze(client, entry["image"]["id"], p.variant, layer_cache)
-        except KeyboardInterrupt:
-            if entry["status"] == "running":  # a variant already measured keeps its figures
-                entry.update(status="failed", error="interrupted")
-            record["finished_utc"] = None
-            results.save(run_dir, record)
-            raise
-        progress.finished(p.variant.name, entry["status"] == "ok",
-                          entry.get("error") or "")
-        results.save(run_dir, record)
+    services = Services(opts)
+    old_entries = {v.get("name"): v for v in record["variants"]}
+    record["variants"] = []
+    try:
+        for i, p in enumerate(plans):
+            if p.variant.name in done:
+                record["variants"].append(done[p.variant.name])
+                progress.note(f"{p.variant.name}: already measured in this run, kept")
+                continue
+            entry = {"name": p.variant.name, "label": p.variant.label,
+                     "dockerfile": p.variant.dockerfile.name,
+                     "dockerfile_path": str(p.variant.dockerfile),
+                     "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
+                     "context": str(p.variant.context), "target": p.variant.target,
+                     "build_args": secrets.mask_args(p.variant.build_args, opts.secret_args),
+                     "in_manifest": p.variant.in_manifest,
+                     "warnings": p.warnings, "froms": _from_records(p, resolved),
+                     "builder": opts.builders[0], "status": "running", "error": None}
+            if p.variant.name in old_entries:
+                entry["previous_attempt"] = {k: old_entries[p.variant.name].get(k)
+                                             for k in ("status", "error")}
+            record["variants"].append(entry)
+            save()  # the variant in flight is on disk too
+            try:
+                _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
+                                 (i, len(plans)), services, layer_cache)
+            except KeyboardInterrupt:
+                if entry["status"] == "running":  # a variant already measured keeps its figures
+                    entry.update(status="failed", error="interrupted")
+                record["finished_utc"] = None
+                save()
+                raise
+            progress.finished(p.variant.name, entry["status"] == "ok",
+                              entry.get("error") or "")
+            save()
+    finally:
+        services.close()
 
+    served = [(v["name"], v["runtime"]) for v in record["variants"] if v.get("runtime")]
+    if served:
+        record["runtime_comparison"] = runtime.same_behaviour(served)
     record["finished_utc"] = results.utc_now().isoformat(timespec="seconds")
-    results.save(run_dir, record)
-    history.append_run(opts.out / history.HISTORY_FILE, record)
+    save()
+    history.append_run(opts.out / history.HISTORY_FILE, secrets.mask_record(record, secret_values))
     failed = any(v["status"] != "ok" for v in record["variants"])
-    return run_dir, record, 1 if failed else 0
+    return run_dir, secrets.mask_record(record, secret_values), 1 if failed else 0
+
+
+class MaskedProgress:
+    """Build output can echo a secret build arg; nothing printed shows its value."""
+
+    def __init__(self, inner: Progress, values: list[str]):
+        self.inner, self.values = inner, values
+
+    def variant(self, *args) -> None:
+        self.inner.variant(*args)
+
+    def step(self, text: str) -> None:
+        self.inner.step(secrets.mask_text(text, self.values))
+
+    def note(self, text: str) -> None:
+        self.inner.note(secrets.mask_text(text, self.values))
+
+    def finished(self, name: str, ok: bool, detail: str) -> None:
+        self.inner.finished(name, ok, secrets.mask_text(detail, self.values))
+
+
+def _still_measured(client, record: dict) -> dict[str, dict]:
+    """Variants of a run to keep on --resume: measured, and their image still there."""
+    kept = {}
+    for v in record.get("variants") or []:
+        image_id = (v.get("image") or {}).get("id")
+        if v.get("status") in ("ok", FAILED_AT_RUNTIME) and image_id and _exists(client, image_id):
+            kept[v["name"]] = v
+    return kept
+
+
+def _exists(client, image_id: str) -> bool:
+    try:
+        client.api.inspect_image(image_id)
+        return True
+    except (APIError, RequestException):
+        return False
+
+
+class Services:
+    """The run's shared helpers, started on first use and stopped at the end: the
+    loopback registry."""
+
+    def __init__(self, opts: RunOptions):
+        self.opts = opts
+        self._registry: registry.Registry | None = None
+        self.registry_error: str | None = None
+
+    def registry(self) -> registry.Registry | None:
+        if self._registry is None and self.registry_error is None:
+            try:
+                self._registry = registry.start()
+            except HarnessError as exc:
+                self.registry_error = str(exc)
+        return self._registry
+
+    def close(self) -> None:
+        if self._registry is not None:
+            registry.stop(self._registry)
+            self._registry = None
 
 
 def dev_dependencies(context: Path) -> set[str]:
@@ -199,8 +319,12 @@ def _apply_lock(opts: RunOptions, resolved: dict[str, bases.Resolution]) -> None
         bases.write_lock(opts.bases_lock, usable)
 
 
+FAILED_AT_RUNTIME = "failed-at-runtime"
+
+
 def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, run_id: str,
-                     progress: Progress, position: tuple[int, int]) -> None:
+                     progress: Progress, position: tuple[int, int], services: Services,
+                     layer_cache: dict) -> None:
     v = p.variant
     if p.problem:
         entry.update(status="failed", error=p.problem)
@@ -214,47 +338,259 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
              if s.needs_resolution and resolved[s.base].used_ref != s.base}
     text = dockerfile.rewrite_from(p.text, swaps)
     entry["dockerfile_rewritten"] = bool(swaps)
-    samples: list[float] = []
-    build_info: dict = {"samples_seconds": samples, "warmup_seconds": []}
-    entry["build"] = build_info
-    made: list[str] = []  # every step image our builds produced, to remove the untagged ones
+    labels = {LABEL_RUN: run_id, LABEL_VARIANT: v.name}
     previous = _tagged(client, v.image_tag)  # an earlier run's image, untagged by this one
-    context = pack_context(v.context, text, f".harness.{v.name}.Dockerfile")
-    build_info.update(context_bytes=context.size_bytes, context_files=context.file_count,
-                      context_seconds=context.seconds)
-    entry["context_sha256"] = context.sha256
+    name = f".harness.{v.name}.Dockerfile"
+    job = BuildJob(client, p, text, name, labels, opts, progress, position)
     image_id = None
     try:
-        for rep in range(opts.repeat):
-            progress.variant(v.name, position[0], position[1], rep + 1, opts.repeat)
-            outcome = build_image(
-                client, context, tag=v.image_tag, target=v.target, build_args=v.build_args,
-                nocache=True, labels={LABEL_RUN: run_id, LABEL_VARIANT: v.name},
-                on_line=progress.step, made=made)
-            samples.append(outcome.seconds)
-            build_info.update(steps_total=outcome.steps_total, steps_cached=outcome.steps_cached)
-            if image_id and image_id != outcome.image_id:
-                _remove(client, image_id)  # an earlier repetition's image, now untagged
-            image_id = outcome.image_id
+        job.context = pack_context(v.context, text, name)
+        entry["context_sha256"] = job.context.sha256
+        for n, builder in enumerate(opts.builders):
+            primary = n == 0
+            try:
+                info, final = job.run(builder, tag=v.image_tag if primary else None)
+            except BuildFailed as exc:
+                if primary:
+                    raise
+                entry.setdefault("extra_builds", {})[builder] = {
+                    "builder": builder, "error": f"build failed: {exc}", "log_tail": exc.log_tail}
+                continue
+            if primary:
+                entry["build"] = info
+                image_id = final
+                job.keep = final
+            else:
+                info["image"] = _brief(measure_image(client, final))
+                entry.setdefault("extra_builds", {})[builder] = info
         entry["image"] = measure_image(client, image_id)
         entry["image"]["tag"] = v.image_tag
         entry["status"] = "ok"
         entry["error"] = None
     except BuildFailed as exc:
         entry.update(status="failed", error=f"build failed: {exc}", log_tail=exc.log_tail)
-    except (APIError, DockerException, RequestException, OSError) as exc:
-        entry.update(status="failed", error=f"engine error: {engine.first_line(exc)}")
+    except engine.ENGINE_ERRORS as exc:
+        entry.update(status="failed", error=_engine_error(exc))
     except KeyboardInterrupt:
         # The engine cancels the build when we hang up, but its step container holds the
         # last step image for a moment: wait for it rather than leave images behind.
-        context.close()
-        remove_untagged(client, made, keep=image_id, patience=15.0)
+        job.clean(patience=15.0)
         raise
     finally:
-        context.close()
-        remove_untagged(client, made, keep=image_id)
+        # A failed or cancelled build's step container may hold its image for a moment.
+        job.clean(patience=0.0 if entry["status"] == "ok" else 15.0)
         if previous and previous != image_id:
             remove_untagged(client, [previous], keep=image_id, require_label=LABEL_RUN)
+    if entry["status"] != "ok":
+        return
+    _after_build(client, p, entry, opts, labels, progress, services, layer_cache)
+
+
+def _after_build(client, p: Plan, entry: dict, opts: RunOptions, labels: dict,
+                 progress: Progress, services: Services, layer_cache: dict) -> None:
+    """What is read from the built image: contents, where the bytes came from, whether
+    it serves, what a registry stores. None of it can lose the size already measured."""
+    v, image_id = p.variant, entry["image"]["id"]
+    try:
+        if opts.analyze:
+            progress.step(f"{v.name}: reading layer contents")
+            entry["contents"] = _analyze(client, image_id, v, layer_cache)
+        entry["attribution"] = _attribute(client, p, entry)
+        if opts.runtime:
+            progress.step(f"{v.name}: starting the image to check that it serves")
+            entry["runtime"] = runtime.check(client, image_id, labels=labels)
+            if entry["runtime"].get("status") != "ok":
+                entry.update(status=FAILED_AT_RUNTIME,
+                             error=f"failed at runtime: {entry['runtime'].get('error')}")
+        if opts.registry:
+            progress.step(f"{v.name}: pushing to and pulling from a loopback registry")
+            entry["registry"] = _publish(client, services, image_id, v, entry)
+            exact = entry["registry"].get("compressed_bytes")
+            if exact is not None:
+                entry["image"]["compressed_size_bytes"] = exact
+        if not opts.keep_images:
+            _remove(client, v.image_tag)
+    except engine.ENGINE_ERRORS as exc:
+        entry.update(status="failed", error=_engine_error(exc))
+
+
+def _engine_error(exc: BaseException) -> str:
+    if isinstance(exc, (RequestsConnectionError, urllib3.exceptions.HTTPError,
+                        http.client.HTTPException, ConnectionError)):
+        return f"engine error: the engine stopped answering ({engine.first_line(exc)})"
+    return f"engine error: {engine.first_line(exc)}"
+
+
+def _brief(image: dict) -> dict:
+    return {k: image.get(k) for k in ("id", "size_bytes", "layer_count", "history_count")}
+
+
+def _attribute(client, p: Plan, entry: dict) -> dict | None:
+    """Each layer of the final image, to the instruction and stage that made it."""
+    final = next((f for f in entry.get("froms") or [] if f.get("final")), None)
+    base_history = 0
+    if final and final.get("image_id"):
+        try:
+            base_history = len(client.api.history(final["image_id"]))
+        except (APIError, RequestException):
+            return None
+    return attribution.attribute(entry["image"], entry.get("contents"), base_history, p.stages)
+
+
+def _publish(client, services: Services, image_id: str, v: Variant, entry: dict) -> dict:
+    """Push to the loopback registry (exact compressed sizes, push time), then remove
+    the local image and pull it back (pull time); the image keeps its tags and id."""
+    reg = services.registry()
+    if reg is None:
+        return {"error": services.registry_error}
+    name, tag = v.image_tag.split(":")[0], "bench"
+    out: dict = {}
+    try:
+        out["push_seconds"] = registry.push(client, image_id, reg, name, tag)
+        sizes = registry.layer_sizes(reg, name, tag)
+        out.update(layer_sizes=sizes, compressed_bytes=sum(sizes))
+        estimate = (entry.get("contents") or {}).get("compressed_estimate_bytes")
+        if estimate:
+            out["estimate_bytes"] = estimate
+            out["estimate_error_pct"] = round(100.0 * (estimate - sum(sizes)) / sum(sizes), 3)
+        tags = client.api.inspect_image(image_id).get("RepoTags") or []
+        for t in tags:
+            client.api.remove_image(t, noprune=False)
+        out["image_removed_before_pull"] = not _exists(client, image_id)
+        pulled = registry.pull(client, reg, name, tag)
+        out.update(pull_seconds=pulled.seconds, pull_layers_present=pulled.layers_present,
+                   pull_layers=len(sizes))
+        for t in tags:
+            if not t.startswith(reg.host + "/"):
+                repo, _, t_tag = t.rpartition(":")
+                client.api.tag(image_id, repo, t_tag)
+    except (HarnessError, APIError, RequestException, OSError) as exc:
+        out["error"] = engine.first_line(exc)
+    finally:
+        try:
+            registry.untag(client, reg, name, tag)
+        except (APIError, RequestException):
+            pass
+    return out
+
+
+def _made_by(outcome: BuildOutcome, builder: str) -> bool:
+    """Whether the build made its image, rather than finding it whole in the cache (then
+    it may be another build's, not ours to remove)."""
+    if builder == "classic":
+        short = outcome.image_id.replace("sha256:", "")[:12]
+        return short in outcome.step_images
+    return outcome.steps_cached < outcome.steps_total
+
+
+class BuildJob:
+    """One variant's builds: per builder, the scenarios in order, every sample timed.
+
+    Everything the builds make besides the image kept is removed by id at the end."""
+
+    def __init__(self, client, p: Plan, text: str, dockerfile_name: str, labels: dict,
+                 opts: RunOptions, progress: Progress, position: tuple[int, int]):
+        self.client, self.p, self.text, self.name = client, p, text, dockerfile_name
+        self.labels, self.opts, self.progress, self.position = labels, opts, progress, position
+        self.context: Context | None = None
+        self.made: list[str] = []  # classic step images, from the build stream
+        self.produced: list[str] = []  # the image of every build
+        self.keep: str | None = None
+
+    def run(self, builder: str, tag: str | None) -> tuple[dict, str]:
+        v, opts = self.p.variant, self.opts
+        if builder == "classic":
+            reason = dockerfile.needs_buildkit(self.p.text)
+            if reason:
+                raise BuildFailed(f"needs BuildKit: {reason}; run with --builder buildkit")
+        info: dict = {"builder": builder, "samples_seconds": [], "warmup_seconds": [],
+                      "context_bytes": self.context.size_bytes,
+                      "context_files": self.context.file_count,
+                      "context_seconds": self.context.seconds, "scenarios": {}}
+        bare = measure_unignored(v.context, self.text, self.name)
+        info.update(context_bytes_without_dockerignore=bare[0],
+                    context_files_without_dockerignore=bare[1])
+        wanted = opts.scenarios
+        if scenarios.COLD in wanted:
+            cold = self._scenario(builder, scenarios.COLD, tag, lambda: (self.context, None))
+            info["scenarios"][scenarios.COLD] = cold
+            final = cold.pop("_final")
+        else:  # the cached scenarios need a cache: one build primes it, untimed
+            final = self._build(builder, self.context, tag, nocache=False).image_id
+            info["primed"] = True
+        info["samples_seconds"] = info["scenarios"].get(scenarios.COLD, {}).get("samples_seconds", [])
+        info["warmup_seconds"] = info["scenarios"].get(scenarios.COLD, {}).get("warmup_seconds", [])
+        if scenarios.COLD in info["scenarios"]:
+            for key in ("steps_total", "steps_cached"):
+                info[key] = info["scenarios"][scenarios.COLD][key]
+        cached = [s for s in scenarios.CACHED if s in wanted]
+        if cached:
+            with scenarios.Workspace(v.context, self.labels[LABEL_RUN]) as ws:
+                for scenario in cached:
+                    info["scenarios"][scenario] = self._cached_scenario(builder, scenario, ws)
+        return info, final
+
+    def _cached_scenario(self, builder: str, scenario: str, ws: scenarios.Workspace) -> dict:
+        if scenario == scenarios.NO_CHANGE:
+            return self._scenario(builder, scenario, None, lambda: (self.context, None))
+        reason = ws.unavailable(scenario)
+        if reason:
+            return {"skipped": reason}
+
+        def edited():
+            change = ws.change(scenario)
+            return pack_context(ws.root, self.text, self.name), change.description
+        try:
+            return self._scenario(builder, scenario, None, edited)
+        except BuildFailed as exc:  # the cold build worked: keep it, say what did not
+            return {"error": f"build failed: {exc}", "log_tail": exc.log_tail}
+
+    def _scenario(self, builder: str, scenario: str, tag: str | None, make_context) -> dict:
+        warm = scenarios.warmups(scenario, self.opts.warmup)
+        out: dict = {"samples_seconds": [], "warmup_seconds": []}
+        total = warm + self.opts.repeat
+        for k in range(total):
+            counted = k >= warm
+            self.progress.variant(f"{self.p.variant.name} [{builder}, {scenario}"
+                                  + ("" if counted else ", warm-up") + "]",
+                                  self.position[0], self.position[1],
+                                  k - warm + 1 if counted else k + 1,
+                                  self.opts.repeat if counted else warm)
+            context, change = make_context()
+            try:
+                outcome = self._build(builder, context, tag, nocache=scenario == scenarios.COLD)
+            finally:
+                if context is not self.context:
+                    context.close()
+            (out["samples_seconds"] if counted else out["warmup_seconds"]).append(outcome.seconds)
+            out.update(steps_total=outcome.steps_total, steps_cached=outcome.steps_cached,
+                       steps_rebuilt=outcome.steps_total - outcome.steps_cached)
+            if change:
+                out["changed"] = change
+            out["_final"] = outcome.image_id
+        summary = stats.summarize(out["samples_seconds"])
+        out["stats"] = summary.to_dict() if summary else None
+        if scenario != scenarios.COLD:
+            out.pop("_final")
+        return out
+
+    def _build(self, builder: str, context: Context, tag: str | None, nocache: bool) -> BuildOutcome:
+        fn = build_image_buildkit if builder == "buildkit" else partial(build_image, self.client)
+        p = self.p
+        outcome = fn(context, tag=tag, target=p.variant.target, build_args=p.variant.build_args,
+                     nocache=nocache, labels=self.labels, on_line=self.progress.step,
+                     timeout=self.opts.timeout, made=self.made)
+        if _made_by(outcome, builder):
+            self.produced.append(outcome.image_id)
+        return outcome
+
+    def clean(self, patience: float = 0.0) -> None:
+        if self.context is not None:
+            self.context.close()
+        produced = [i for i in self.produced if i != self.keep]
+        remove_untagged(self.client, [*self.made, *produced], keep=self.keep, patience=patience)
+        self.made.clear()
+        self.produced = [i for i in self.produced if i == self.keep]
 
 
 def _remove(client, image_id: str) -> bool:

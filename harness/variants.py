@@ -59,17 +59,65 @@ def _read_manifest(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(f"{path.name}: not valid TOML ({exc})") from None
+        raise HarnessError(f"{path.name}: not valid TOML ({_one_line(str(exc))})") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path.name}: not valid TOML (not UTF-8 text)") from None
+    except OSError as exc:
+        raise HarnessError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def load_variants(variants_dir: Path, context: Path | None = None) -> list[Variant]:
-    """The variants of `variants_dir`; `context` overrides every variant's build context."""
+    """The variants of `variants_dir`; `context` overrides every variant's build context.
+
+    A manifest that cannot be used (not TOML, a malformed entry) is a HarnessError."""
+    return _load(variants_dir, context, lenient=False)[0]
+
+
+def load_variants_with_warnings(variants_dir: Path,
+                                context: Path | None = None) -> tuple[list[Variant], list[str]]:
+    """Like `load_variants`, but a bad manifest does not stop a run: the variants and
+    one-line warnings about the manifest.
+
+    A manifest that cannot be used (not TOML, unreadable, a malformed entry) is ignored
+    and every Dockerfile found by file name is a variant, as when there is no manifest;
+    a manifest entry naming a missing Dockerfile keeps its place, with `problem` set so
+    the run records it as failed. Each case gives one warning line. Only a missing
+    variants directory is still an error."""
+    return _load(variants_dir, context, lenient=True)
+
+
+def _load(variants_dir: Path, context: Path | None,
+          lenient: bool) -> tuple[list[Variant], list[str]]:
     variants_dir = variants_dir.resolve()
     if not variants_dir.is_dir():
         raise HarnessError(f"variants directory {variants_dir} does not exist")
     manifest_path = variants_dir / MANIFEST
-    manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
-    default_ctx = (variants_dir / manifest.get("context", DEFAULT_CONTEXT)).resolve()
+    warnings: list[str] = []
+    try:
+        manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
+        out = _collect(variants_dir, context, manifest)
+    except HarnessError as exc:
+        if not lenient:
+            raise
+        warnings.append(f"{exc}; {MANIFEST} ignored, every Dockerfile found by file name "
+                        f"is a variant")
+        out = _collect(variants_dir, context, {})
+    else:
+        warnings += [f"{MANIFEST}: variant {v.name!r} names {v.dockerfile.name}, which does "
+                     f"not exist; it is recorded as failed"
+                     for v in out if v.in_manifest and not v.dockerfile.is_file()]
+    return out, warnings
+
+
+def _collect(variants_dir: Path, context: Path | None, manifest: dict) -> list[Variant]:
+    manifest_ctx = manifest.get("context", DEFAULT_CONTEXT)
+    if not isinstance(manifest_ctx, str):
+        raise HarnessError(f"{MANIFEST}: 'context' must be a string")
+    default_ctx = (variants_dir / manifest_ctx).resolve()
     if context is not None:
         default_ctx = context.resolve()
 
@@ -96,11 +144,20 @@ def load_variants(variants_dir: Path, context: Path | None = None) -> list[Varia
 def _from_entry(entry: dict, i: int, vdir: Path, default_ctx: Path,
                 ctx_override: Path | None, seen: set[str]) -> Variant:
     where = f"{MANIFEST} entry {i + 1}"
-    if not isinstance(entry, dict) or "dockerfile" not in entry:
+    if not isinstance(entry, dict) or not isinstance(entry.get("dockerfile"), str):
         raise HarnessError(f"{where}: needs at least dockerfile = \"...\"")
     unknown = set(entry) - _KNOWN_KEYS
     if unknown:
         raise HarnessError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("target", "context"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise HarnessError(f"{where}: {key} must be a string")
+    if not isinstance(entry.get("build_args", {}), dict):
+        raise HarnessError(f"{where}: build_args must be a table")
+    try:
+        order = int(entry.get("order", i))
+    except (TypeError, ValueError):
+        raise HarnessError(f"{where}: order must be an integer") from None
     dockerfile = (vdir / entry["dockerfile"]).resolve()
     name = str(entry.get("name") or name_from_file(dockerfile))
     ctx = default_ctx
@@ -110,7 +167,7 @@ def _from_entry(entry: dict, i: int, vdir: Path, default_ctx: Path,
     problem = _check(name, dockerfile, ctx, seen)
     return Variant(name=name, label=str(entry.get("label") or name), dockerfile=dockerfile,
                    context=ctx, target=entry.get("target"), build_args=args,
-                   order=int(entry.get("order", i)), problem=problem)
+                   order=order, problem=problem)
 
 
 def _check(name: str, dockerfile: Path, ctx: Path, seen: set[str]) -> str | None:

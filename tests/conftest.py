@@ -72,3 +72,18 @@ def require(ok: bool, reason: str) -> None:
         if IN_CI:
             pytest.fail(f"CI needs it: {reason}")
         pytest.skip(reason)
+
+
+def leftovers(client, run_id: str, keep: list[str]) -> list[str]:
+    """Images labelled with the run that are neither kept nor an ancestor of a kept image
+    (the classic builder's parent chain of a final image stays while the image does)."""
+    allowed = ancestors(client, *keep)
+    labelled = client.api.images(all=True, filters={"label": f"io.harness.run={run_id}"})
+    return [i["Id"] for i in labelled if i["Id"] not in allowed]
+
+
+def ancestors(client, *image_ids: str) -> set[str]:
+    """The images and their parent chains (classic builds keep their step images as parents)."""
+    from harness.cleanup import ancestors as chain
+
+    return chain(client.api, list(image_ids))

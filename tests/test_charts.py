@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-from harness import charts, compare, report, results
-
 from conftest import FIXTURES
 from records import make_record, make_variant
+
+from harness import charts, compare, report, results
 
 
 def test_history_entries_are_classified_by_instruction():

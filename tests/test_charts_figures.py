@@ -7,10 +7,9 @@ import copy
 
 from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
+from records import make_record, make_variant
 
 from harness import charts, compare
-
-from records import make_record, make_variant
 
 BASE_ID = "sha256:" + "b" * 64
 
@@ -149,3 +148,32 @@ def test_trends_mark_base_changes_and_dockerfile_changes_differently():
     assert base_mark.get_offsets()[0][0] < dockerfile_mark.get_offsets()[0][0]
     assert tuple(base_mark.get_edgecolor()[0]) != tuple(dockerfile_mark.get_edgecolor()[0])
     assert base_mark.get_paths()[0].vertices.tolist() != dockerfile_mark.get_paths()[0].vertices.tolist()
+
+
+def test_charts_read_the_runners_full_record():
+    from records import make_full_record
+
+    record = make_full_record()
+    # composition: the attribution's split where every part is known, else the history
+    three = record["variants"][1]
+    assert charts.composition_bytes(three) == {"base image": 40_000_000, "dependencies": 5_000_000,
+                                               "application": 300_000, "other": 1_700_000}
+    partial = copy.deepcopy(three)
+    partial["attribution"]["split"]["app_bytes"] = None  # contents unknown: not a usable split
+    assert charts.composition_bytes(partial) != charts.composition_bytes(three)
+    # failed at runtime: its image was built and measured, so it is drawn
+    ax = charts.sizes(record).axes[0]
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "115 MB   −91% vs first   (failed at runtime)" in texts
+    assert "build failed: COPY failed" in texts
+    # build times: every builder's scenarios, the failed builder left out
+    series = charts.build_series(record)
+    keys = {(s["variant"], s["builder"], s["scenario"]) for s in series}
+    assert ("three-stage", "buildkit", "source-change") in keys
+    assert ("distroless", "classic", "cold") in keys
+    assert not any(v == "single" and b == "buildkit" for v, b, _ in keys)
+    assert ("three-stage", "buildkit", "dependency-change") not in keys  # skipped
+    assert ("distroless", "classic", "no-change") not in keys  # failed
+    fig = charts.build_times(record)
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("buildkit builder")
+    assert any("source-change: cache, one source file edited" in t.get_text() for t in fig.texts)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, leftovers
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -56,7 +56,7 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
 
     out = tmp_path / "results"
     proc = harness("run", "multistage-alpine", "multistage-distroless", "mine", "--repeat", "1",
-                   "--variants-dir", str(vdir), "--out", str(out))
+                   "--scenario", "cold", "--variants-dir", str(vdir), "--out", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = out / "latest"
     record = json.loads((run_dir / "results.json").read_text())
@@ -69,6 +69,24 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
         assert len(v["build"]["samples_seconds"]) == 1
         for f in v["froms"]:  # every FROM says what it asked for and what it got
             assert f["kind"] == "stage" or f["image_id"], f
+        # It serves: started with its own CMD, port on 127.0.0.1, and it answered.
+        assert v["runtime"]["status"] == "ok", v["runtime"]
+        assert 0 < v["runtime"]["seconds_to_healthy"] < 30
+        assert json.loads(v["runtime"]["root_body"])["endpoints"]
+        # A real registry stored it: exact compressed size, push and pull timed, image back.
+        reg = v["registry"]
+        assert "error" not in reg, reg
+        assert reg["compressed_bytes"] == sum(reg["layer_sizes"]) > 0
+        assert len(reg["layer_sizes"]) == v["image"]["layer_count"]
+        assert reg["push_seconds"] > 0 and reg["pull_seconds"] > 0
+        assert abs(reg["estimate_error_pct"]) < 2
+        assert v["image"]["compressed_size_bytes"] == reg["compressed_bytes"]
+        assert v["image"]["tag"] in attrs["RepoTags"]  # restored after the pull, same id
+    same = record["runtime_comparison"]
+    assert sorted(same["same"]) == sorted(v["name"] for v in record["variants"]), same
+    assert "serve the same GET /" in (run_dir / "table.md").read_text()
+    labelled = docker_client.api.containers(all=True, filters={"label": f"io.harness.run={record['run_id']}"})
+    assert labelled == []  # the runtime checks' containers are gone
     distroless = record["variants"][1]
     final = [f for f in distroless["froms"] if f["final"]][0]
     assert final["requested"] == "gcr.io/distroless/nodejs20-debian12"
@@ -96,3 +114,23 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
     regen = harness("report", str(run_dir), env=env)
     assert regen.returncode == 0, regen.stderr
     assert (run_dir / "table.md").read_text() == table
+
+
+def test_three_stage_source_change_rebuilds_less_than_cold(docker_client, tmp_path, standins_built):
+    """The article's claim for the deps stage, measured: an app edit skips npm ci."""
+    from harness import runner
+    from harness.variants import load_variants, select
+
+    app_before = _digests(ROOT / "sample_app")
+    variants = select(load_variants(ROOT / "variants"), ["three-stage"])
+    opts = runner.RunOptions(repeat=1, out=tmp_path / "out", analyze=False,
+                             scenarios=("cold", "source-change"))
+    _, record, code = runner.execute(docker_client, variants, opts)
+    entry = record["variants"][0]
+    assert code == 0, entry.get("error")
+    cold, source = entry["build"]["scenarios"]["cold"], entry["build"]["scenarios"]["source-change"]
+    assert source["steps_rebuilt"] < cold["steps_rebuilt"] == cold["steps_total"]
+    assert source["changed"].startswith("src/index.ts")
+    assert source["samples_seconds"][0] < cold["samples_seconds"][0]
+    assert _digests(ROOT / "sample_app") == app_before
+    assert leftovers(docker_client, record["run_id"], [entry["image"]["id"]]) == []

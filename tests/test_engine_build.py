@@ -97,6 +97,7 @@ def test_cli_run_and_report_without_engine(docker_client, tmp_path, image_janito
     vdir, ctx = _write(tmp_path, {"only.Dockerfile": "FROM scratch\nCOPY small.txt /\n"})
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--repeat", "1",
+                           "--scenario", "cold", "--no-runtime", "--no-registry",
                            "--variants-dir", str(vdir), "--context", str(ctx), "--out", str(out),
                            "--bases", "present"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

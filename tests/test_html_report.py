@@ -14,9 +14,10 @@ import struct
 import subprocess
 from pathlib import Path
 
-from harness import history, html_report, results
-
 from conftest import FIXTURES, ROOT, require
+from records import make_full_record
+
+from harness import history, html_report, report, results
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -54,7 +55,7 @@ def _browse(browser: str, tmp_path: Path, url: str, *args: str) -> subprocess.Co
     profile.mkdir()
     return subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                            "--virtual-time-budget=10000", *args, url],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, check=False)
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -105,7 +106,7 @@ def test_page_opens_in_chromium_with_every_image_and_one_row_per_variant(tmp_pat
     assert int(marks["images-total"]) == 4  # sizes, composition, build times, trends
     assert int(marks["images-loaded"]) == 4, f"images that did not decode: {marks}"
     assert int(marks["summary-rows"]) == len(record["variants"])
-    summary = re.search(r'<table[^>]*id="summary"[^>]*>.*?<tbody>(.*?)</tbody>', dom.stdout, re.S)
+    summary = re.search(r'<table[^>]*id="summary"[^>]*>.*?<tbody>(.*?)</tbody>', dom.stdout, re.DOTALL)
     labels = re.findall(r"<tr>\s*<td>([^<]*)</td>", summary.group(1))
     assert labels == [v["label"] for v in record["variants"]]
 
@@ -117,3 +118,95 @@ def test_page_opens_in_chromium_with_every_image_and_one_row_per_variant(tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _png_size(shot) == WINDOW and shot.stat().st_size > 50_000
     shutil.copy(page.html, ARTIFACTS / "report.html")
+
+
+# ---------------------------------------------------------------- the runner's full record
+
+
+def _table_rows(page: str, table_id: str) -> list[str]:
+    body = re.search(rf'<table id="{table_id}"[^>]*>.*?<tbody>(.*?)</tbody>', page, re.DOTALL)
+    assert body, table_id
+    return re.findall(r"<tr[^>]*>.*?</tr>", body.group(1), re.DOTALL)
+
+
+def _cells(row: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+
+
+def test_full_record_page_has_every_section_with_its_figures():
+    record = make_full_record()
+    page = html_report.render(record, None, images={})
+    assert f'content="{html_report.CSP}"' in page
+    for anchor in ("build-times-section", "context-section", "shipping-section",
+                   "runtime-section", "contents", "security-section", "bytes-section"):
+        assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page, anchor
+    # build times: one row per variant x builder x scenario, the noisy ones highlighted
+    rows = _table_rows(page, "build-times")
+    assert len(rows) == len(report.build_rows(record)) == 22
+    noisy = [_cells(r)[:3] for r in rows if 'class="noisy"' in r]
+    assert noisy == [["Single stage (node:20)*", "classic", "no-change"],
+                     ["Three stage (alpine)", "buildkit", "source-change"]]
+    deps = next(_cells(r) for r in rows
+                if _cells(r)[:3] == ["Three stage (alpine)", "classic", "dependency-change"])
+    assert deps[3:12] == ["4", "11.5 s", "1.00 s", "15.8 s", "9.54 s", "10.0 s", "30.0 s", "1", "6 of 9"]
+    assert page.count(report.SPREAD_WARNING) == 2
+    assert ("source change rebuilt 4 of 9 steps, 12.3 s ± 0.30 s vs 46.0 s ± 1.00 s cold "
+            "(−73 %)") in page
+    # context, shipping
+    assert _cells(_table_rows(page, "context")[1])[-1] == "182 MB (99.98 % of the bytes), 9,500 files"
+    three = _cells(_table_rows(page, "shipping")[1])
+    assert three[1:7] == ["45 MB", "44.1 MB", "−2.0 %", "3.10 s", "1.90 s", "5 of 8"]
+    assert "not a cold-host pull" in three[7]
+    # runtime: the plain statement, the table, the failed variant's log
+    assert "2 of 3 variants serve the same GET / as the reference <code>single</code>*:" in page
+    single = _cells(_table_rows(page, "runtime")[0])
+    assert single[:6] == ["Single stage (node:20)*", "ok", "1.25 s", "48.5 MB",
+                          "200 (application/json; charset=utf-8)", "reference"]
+    assert "Error: Cannot find module &#x27;/app/dist/index.js&#x27;" in page
+    assert '115 MB <span class="failed">(failed at runtime)</span>' in page
+    # security posture and where the bytes go, with a per-layer table per variant
+    assert _cells(_table_rows(page, "security")[0]) == [
+        "Single stage (node:20)*", "root", "yes", "dpkg, apt, npm, yarn", "412 (dpkg)", "3"]
+    assert _cells(_table_rows(page, "bytes")[1])[1:5] == ["40 MB", "5 MB", "300 kB", "1.7 MB"]
+    layers = [_cells(r) for r in _table_rows(page, "layers-three-stage")]
+    assert len(layers) == 8
+    assert layers[5][2:6] == ["COPY --from=deps /app/node_modules ./node_modules", "runner", "deps", "5 MB"]
+    # failures: the other builder's and the scenario's build logs
+    assert "the buildkit build failed" in page and "#9 ERROR: process" in page
+    assert "the classic no-change builds failed" in page
+    assert '<a href="build_times.csv">' in page
+
+
+def test_full_record_page_escapes_what_the_containers_said():
+    record = make_full_record()
+    hostile = "</td><script>alert('body')</script><img src=x onerror=alert(1)>"
+    record["variants"][1]["runtime"]["root_body"] = hostile
+    record["variants"][1]["runtime"]["root_content_type"] = "text/html<b>"
+    record["variants"][2]["runtime"]["logs_tail"] = ["<script>alert('log')</script>"]
+    record["variants"][1]["attribution"]["layers"][7]["instruction"] = "RUN echo '<iframe>'"
+    record["runtime_comparison"] = {"reference": "single", "same": [], "not_serving": ["distroless"],
+                                    "different": [{"name": "three-stage", "reason": f"body: {hostile}"}]}
+    page = html_report.render(record, None, images={})
+    for raw in ("<script>alert(", "<img src=x", "text/html<b>", "<iframe>"):
+        assert raw not in page, raw
+    assert "&lt;/td&gt;&lt;script&gt;alert(&#x27;body&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#x27;log&#x27;)&lt;/script&gt;" in page
+    assert "serves a different GET /: body: &lt;/td&gt;&lt;script&gt;" in page
+    assert not re.search(r"https?://", page)
+    assert page.count("<script>") == 1  # the page's own load handler only
+
+
+def test_full_record_page_opens_in_chromium(tmp_path):
+    browser = _chromium()
+    require(browser is not None, "needs Debian's chromium (apt-get install -y chromium)")
+    record = make_full_record()
+    run = tmp_path / "results" / record["run_id"]
+    run.mkdir(parents=True)
+    page = html_report.write(record, run, history_entries=[])
+    dom = _browse(browser, tmp_path, page.html.resolve().as_uri(), "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    marks = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
+    assert marks.get("ready") == "1", marks
+    assert int(marks["images-total"]) == int(marks["images-loaded"]) == 3
+    assert int(marks["summary-rows"]) == 4

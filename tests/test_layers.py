@@ -17,12 +17,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import xxhash
+from conftest import require
 from zlib_ng import zlib_ng
 
 from harness import layers, registry
-from harness.layers import DIR, FILE, LINK, OPAQUE, SYMLINK, WHITEOUT, Entry
-
-from conftest import require
+from harness.errors import HarnessError
+from harness.layers import DIR, FILE, LINK, OPAQUE, OTHER, SYMLINK, WHITEOUT, Entry
 
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: a shell for RUN in FROM-scratch images
 
@@ -225,21 +226,88 @@ def test_package_database_of_distroless_and_alpine():
 # ---------------------------------------------------------------- the stream pieces
 
 
-def test_chunk_stream_short_reads_and_end():
-    stream = layers.ChunkStream([b"abc", b"", b"defg", b"h"])
-    # A raw read returns at most one chunk's rest (tarfile asks again); b"" only at the end.
-    assert [stream.read(2), stream.read(5), stream.read(10), stream.read(1), stream.read(1)] == [
-        b"ab", b"c", b"defg", b"h", b""]
-    assert stream.bytes_read == 8
-    assert layers.ChunkStream([b"ab", b"cd"]).read() == b"abcd"
-    with tarfile.open(fileobj=layers.ChunkStream(iter([tar_bytes([("f", "file", b"x" * 700, 0o644)])[i:i + 100]
-                                                       for i in range(0, 10240, 100)])), mode="r|") as tar:
-        assert [(m.name, m.size) for m in tar] == [("f", 700)]
+def reference_entries(data: bytes) -> tuple[list[Entry], dict[str, bytes]]:
+    """What tarfile reads from a layer tar, in the analyser's terms: the oracle for TarParser."""
+    entries, captured = [], {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        for m in tar:
+            path = os.path.normpath("/" + m.name).lstrip("/")
+            head, base = os.path.split(path)
+            if base == ".wh..wh..opq":
+                entries.append(Entry(head, OPAQUE))
+            elif base.startswith(".wh."):
+                entries.append(Entry(os.path.join(head, base[4:]), WHITEOUT))
+            elif m.isreg():
+                content = tar.extractfile(m).read()
+                digest = xxhash.xxh3_128(content).digest() if m.size else b""
+                entries.append(Entry(path, FILE, m.size, m.mode, "", digest))
+                if path == "var/lib/dpkg/status":
+                    captured[path] = content
+            elif m.islnk():
+                entries.append(Entry(path, LINK, 0, m.mode, os.path.normpath("/" + m.linkname).lstrip("/")))
+            elif m.issym():
+                entries.append(Entry(path, SYMLINK, 0, m.mode, m.linkname))
+            elif m.isdir():
+                entries.append(Entry(path, DIR, 0, m.mode))
+            else:
+                entries.append(Entry(path, OTHER, 0, m.mode))
+    return entries, captured
+
+
+def varied_tar(fmt: int, **kw) -> bytes:
+    """Every kind of member, long names and links, odd sizes, non-ASCII names."""
+    long_dir = "usr/lib/" + "/".join(f"very-long-directory-name-{i}" for i in range(6))
+    members = [
+        ("usr/", "dir", None, 0o755), (long_dir + "/", "dir", None, 0o755),
+        (long_dir + "/file-with-a-long-name.bin", "file", blob("long", 1500), 0o644),
+        ("usr/bin/dash", "file", blob("dash", 512), 0o755), ("usr/bin/empty", "file", b"", 0o644),
+        ("usr/bin/big", "file", blob("big", 1_500_000), 0o4755),
+        ("usr/bin/sh", "sym", "dash", 0o777), ("usr/bin/far", "sym", "../lib/" + long_dir[8:], 0o777),
+        ("usr/bin/hard", "hard", "usr/bin/dash", 0o755), ("usr/share/caf\u00e9/r\u00e9sum\u00e9.txt", "file", b"x" * 3, 0o644),
+        ("var/lib/dpkg/status", "file", b"Package: a\n", 0o644), ("opt/.wh.old", "file", b"", 0o644),
+        ("srv/.wh..wh..opq", "file", b"", 0o644), ("dev/fifo", "fifo", None, 0o600),
+    ]
+    return tar_bytes(members, fmt, **kw)
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_tar_parser_reads_what_tarfile_reads(fmt):
+    if fmt == tarfile.USTAR_FORMAT:  # no long link names: ustar splits long paths only
+        data = tar_bytes([("a/" + "d" * 90 + "/" + "f" * 90, "file", b"z" * 10, 0o644),
+                          ("short", "file", b"y", 0o644)], fmt)
+    else:
+        data = varied_tar(fmt)
+    expected = reference_entries(data)
+    assert layers.read_layer(io.BytesIO(data)) == expected
+    for piece in (1, 511, 513, 4096, 99_991):  # any cut of the stream reads the same
+        layer = layers._LayerParser()
+        view = memoryview(data if piece > 1 else data[:40_000])
+        for i in range(0, len(view), piece):
+            layer.parser.feed(view[i:i + piece])
+        if piece > 1:
+            layer.parser.finish()
+            assert (layer.entries, layer.captured) == expected
+
+
+def test_tar_parser_global_pax_header_and_trailing_bytes():
+    data = varied_tar(tarfile.PAX_FORMAT, pax_headers={"comment": "global"})
+    assert data[156:157] == b"g"
+    assert layers.read_layer(io.BytesIO(data + bytes(4096) + b"junk after the end")) == reference_entries(data)
+
+
+def test_tar_parser_rejects_a_truncated_or_corrupt_archive():
+    data = varied_tar(tarfile.PAX_FORMAT)
+    with pytest.raises(HarnessError, match="ends inside a member"):
+        layers.read_layer(io.BytesIO(data[:len(data) // 2]))
+    corrupt = bytearray(data)
+    corrupt[600] ^= 0xFF  # in the second header (the first is a pax header of 512 + data)
+    with pytest.raises(HarnessError):
+        layers.read_layer(io.BytesIO(bytes(corrupt)))
 
 
 def test_gzip_sizer_matches_one_serial_gzip_stream():
-    from concurrent.futures import ThreadPoolExecutor
     import threading
+    from concurrent.futures import ThreadPoolExecutor
     data = b"".join(blob(str(i), 3000) + os.urandom(500) for i in range(2000))  # ~7 blocks
     serial = zlib_ng.compressobj(6, zlib_ng.DEFLATED, 31)
     expected = len(serial.compress(data)) + len(serial.flush())
@@ -255,18 +323,90 @@ def test_gzip_sizer_matches_one_serial_gzip_stream():
         assert sizer.finish()() == len(zlib_ng.compress(b"hello " * 1000, 6, 31))
 
 
+def sized(data: bytes, expected: int | None = None, piece: int = 70_001) -> tuple[int, layers.GzipSizer]:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        sizer = layers.GzipSizer(pool, threading.Semaphore(4), expected)
+        for i in range(0, len(data), piece):
+            sizer.feed(data[i:i + piece])
+        return sizer.finish()(), sizer
+
+
+def test_gzip_sizer_samples_a_large_layer(monkeypatch):
+    monkeypatch.setattr(layers, "SAMPLE_TARGET_BYTES", 2 << 20)
+    # Compressible and random bytes (gzip keeps ~30 %), evenly mixed at the scale of a
+    # sample block: the sampled estimate is then within the 2 % asked of it.
+    data = b"".join(blob(str(i % 50), 1800) + os.urandom(700) for i in range(4000))  # 10 MB
+    full = len(zlib_ng.compress(data, 6, 31))
+    got, sizer = sized(data, len(data))
+    assert sizer.stride == 5  # ceil(10 MB / 2 MiB): one 32 KiB block in 5 is compressed
+    assert sizer.total_bytes == len(data)
+    assert 0.19 < sizer.sampled_bytes / len(data) < 0.21
+    assert got == pytest.approx(full, rel=0.02)
+    assert sized(data, len(data), piece=1 << 20)[0] == got  # a fixed sample, however fed
+    _, whole = sized(data[:1 << 20], 1 << 20)
+    assert whole.stride == 1 and whole.sampled_bytes == 1 << 20  # up to the target: all of it
+
+
+def test_sample_positions_are_spread_over_each_stratum():
+    picks = [layers._pick(s, 8) for s in range(8000)]
+    assert set(picks) == set(range(8))
+    assert max(picks.count(p) for p in range(8)) < 1.2 * 1000
+    assert [layers._pick(s, 8) for s in range(20)] == picks[:20]
+
+
+def test_layer_summary_splits_bytes_by_where_they_live():
+    entries = [
+        file("app/node_modules/express/index.js", 100), file("app/dist/server.js", 40),
+        file("app/package.json", 7), Entry("app/node_modules/.bin/tsc", SYMLINK, 0, 0o777, "../typescript/bin/tsc"),
+        file("usr/local/lib/node_modules/npm/cli.js", 30), file("usr/bin/node", 1000),
+        Entry("usr/bin/nodejs", SYMLINK, 0, 0o777, "node"), Entry("app/link", LINK, 0, 0o644, "app/dist/server.js"),
+        Entry("appendix", DIR), file("apple", 3), Entry("app/old", WHITEOUT),
+    ]
+    layer = layers.LayerIndex("sha256:x", entries, {}, 10_000)
+    got = layer.summary()
+    assert got["node_modules_bytes"] == 100 + len("../typescript/bin/tsc") + 30
+    assert got["app_bytes"] == 40 + 7
+    assert got["other_bytes"] == 1000 + len("node") + 3
+    assert got["node_modules_bytes"] + got["app_bytes"] + got["other_bytes"] == got["size_bytes"]
+    assert (got["file_count"], got["whiteout_count"]) == (7, 1)
+    assert (got["compressed_estimate_sampled"], got["compressed_estimate_fraction"]) == (None, None)
+    other_app = layer.summary(app_dir="/usr/bin/")
+    assert (other_app["app_bytes"], other_app["other_bytes"]) == (1000 + len("node"), 40 + 7 + 3)
+
+
+def test_layers_are_named_by_the_manifest_and_hashed_only_when_asked():
+    class Hashed:  # a hasher that saw other bytes than RootFS names
+        def hexdigest(self) -> str:
+            return "0" * 64
+
+    diff_id = "sha256:" + "1" * 64
+    reader = layers._LayerReader(Hashed(), None)
+    scan = layers._Scan(readers=[("d1", reader)], manifest=[{"Layers": ["d1/layer.tar"]}])
+    with pytest.raises(HarnessError, match="d1 holds sha256:0+, RootFS says"):
+        layers._resolve(scan, [diff_id])
+    reader.hasher = None
+    assert layers._resolve(scan, [diff_id]) == {"d1": diff_id}
+    assert scan.layers[diff_id].diff_id == diff_id
+    with pytest.raises(HarnessError, match="manifest lists 1 layers, RootFS 2"):
+        layers._resolve(scan, [diff_id, diff_id])
+
+
 # ---------------------------------------------------------------- against the engine
 
 
-def tar_bytes(members: list[tuple]) -> bytes:
+def tar_bytes(members: list[tuple], fmt: int = tarfile.PAX_FORMAT, **kw) -> bytes:
     """A layer tar from (name, kind, payload, mode): payload is bytes, a link target, or None."""
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w", format=fmt, **kw) as tar:
         for name, kind, payload, mode in members:
             info = tarfile.TarInfo(name)
             info.mode, info.mtime = mode, 1_700_000_000
             if kind == "dir":
                 info.type = tarfile.DIRTYPE
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
             elif kind == "sym":
                 info.type, info.linkname = tarfile.SYMTYPE, payload
             elif kind == "hard":
@@ -420,6 +560,22 @@ def test_loaded_image_every_figure(docker_client, image_janitor, tmp_path):
     assert got["saved_bytes_streamed"] > sum(len(t) for t in tars)
     for layer, tar in zip(got["layers"], tars):  # blocks vs one serial gzip stream of the layer
         assert layer["compressed_estimate_bytes"] == pytest.approx(len(zlib_ng.compress(tar, 6, 31)), rel=0.001)
+        assert (layer["compressed_estimate_sampled"], layer["compressed_estimate_fraction"]) == (False, 1.0)
+    assert (got["compressed_estimate_sampled"], got["compressed_estimate_fraction"]) == (False, 1.0)
+    # Where each layer's bytes live: node_modules, the app directory, the rest (symlinks too).
+    assert [layer["node_modules_bytes"] for layer in got["layers"]] == [0, d["pkg"], 0]
+    assert [layer["app_bytes"] for layer in got["layers"]] == [0, 2 * d["server"] + d["map"] + d["ts"], 0]
+    assert [layer["other_bytes"] for layer in got["layers"]] == [files[0] + symlinks[0], d["config1"], files[2]]
+    timings = got["timings"]
+    assert 0 < timings["first_byte"] <= timings["stream_end"] <= timings["contents_done"] \
+        <= timings["estimate_done"] <= got["seconds"]
+    # The diff ids come from the manifest's order; hashing each layer.tar agrees.
+    verified = layers.analyze_image(docker_client, image_id, app_dev_dependencies={"typescript", "jest"},
+                                    verify_diff_ids=True)
+    assert verified["diff_ids_verified"] and not got["diff_ids_verified"]
+    volatile = ("seconds", "timings", "diff_ids_verified")
+    assert {k: v for k, v in verified.items() if k not in volatile} == {
+        k: v for k, v in got.items() if k not in volatile}
 
     dive = dive_json(image_id, tmp_path)
     assert dive["image"]["inefficientBytes"] == got["dive_wasted_bytes"]
@@ -484,7 +640,7 @@ def test_cache_skips_layers_seen_under_the_same_save_directory(docker_client, im
     # A save directory names a layer's chain; the base's top layer is named by the base's
     # config too, so the derived image finds only the layer below it.
     assert (first["cache_hits"], second["cache_hits"], again["cache_hits"]) == (0, 1, 3)
-    volatile = ("seconds", "cache_hits")
+    volatile = ("seconds", "cache_hits", "timings")
     assert {k: v for k, v in again.items() if k not in volatile} == {
         k: v for k, v in fresh.items() if k not in volatile}
     assert set(cache) == {layer["diff_id"] for layer in fresh["layers"]}

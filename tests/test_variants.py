@@ -1,11 +1,16 @@
+import re
 import shutil
 
 import pytest
+from conftest import ROOT
 
 from harness.errors import HarnessError
-from harness.variants import load_variants, name_from_file, select
-
-from conftest import ROOT
+from harness.variants import (
+    load_variants,
+    load_variants_with_warnings,
+    name_from_file,
+    select,
+)
 
 
 @pytest.fixture
@@ -67,3 +72,70 @@ def test_names_from_files(tmp_path):
     assert name_from_file(tmp_path / "x.Dockerfile") == "x"
     assert name_from_file(tmp_path / "Dockerfile.y") == "y"
     assert name_from_file(tmp_path / "Dockerfile") == tmp_path.name
+
+
+def test_with_warnings_is_quiet_for_a_good_manifest(vdir):
+    vs, warnings = load_variants_with_warnings(vdir)
+    assert warnings == []
+    assert vs == load_variants(vdir)
+
+
+def test_invalid_toml_falls_back_to_discovery_with_one_warning(vdir):
+    (vdir / "variants.toml").write_text("[[variant]\nname=")
+    vs, warnings = load_variants_with_warnings(vdir)
+    assert [v.name for v in vs] == ["multistage-alpine", "multistage-distroless",
+                                    "single-alpine", "single-node20", "three-stage"]
+    assert all(not v.in_manifest and v.problem is None for v in vs)
+    assert all(v.label == v.name and v.target is None for v in vs)
+    assert vs[0].context == (vdir.parent / "sample_app").resolve()
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith("variants.toml: not valid TOML (")
+    assert "ignored, every Dockerfile found by file name is a variant" in warnings[0]
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[[variant]]\nname = "x"\n', "entry 1: needs at least dockerfile"),
+    ('[[variant]]\ndockerfile = "three-stage.Dockerfile"\ncolour = "red"\n', "unknown key(s) colour"),
+    ('variant = "three-stage.Dockerfile"\n', "'variant' must be an array of tables"),
+    ('context = 3\n', "'context' must be a string"),
+    ('[[variant]]\ndockerfile = "three-stage.Dockerfile"\norder = "first"\n', "order must be an integer"),
+    ('[[variant]]\ndockerfile = "three-stage.Dockerfile"\nbuild_args = "A=1"\n', "build_args must be a table"),
+    (b"\xff\xfe[[variant]]", "not UTF-8"),
+])
+def test_malformed_manifest_is_an_error_strictly_and_a_warning_leniently(vdir, text, says):
+    path = vdir / "variants.toml"
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    with pytest.raises(HarnessError, match=re.escape(says)):
+        load_variants(vdir)
+    vs, warnings = load_variants_with_warnings(vdir)
+    assert len(vs) == 5 and not any(v.in_manifest for v in vs)
+    assert len(warnings) == 1 and says in warnings[0]
+
+
+def test_unreadable_manifest_falls_back(vdir):
+    (vdir / "variants.toml").unlink()
+    (vdir / "variants.toml").mkdir()  # read_text() fails with an OSError
+    with pytest.raises(HarnessError, match="variants.toml: cannot be read"):
+        load_variants(vdir)
+    vs, warnings = load_variants_with_warnings(vdir)
+    assert len(vs) == 5 and "cannot be read" in warnings[0]
+
+
+def test_manifest_naming_a_missing_dockerfile_keeps_going_with_a_warning(vdir):
+    (vdir / "single-alpine.Dockerfile").unlink()
+    (vdir / "extra.Dockerfile").write_text("FROM scratch\n")
+    vs, warnings = load_variants_with_warnings(vdir)
+    by = {v.name: v for v in vs}
+    # The manifest still orders and labels the others; the missing one fails, in its place.
+    assert [v.name for v in vs] == ["single-node20", "single-alpine", "multistage-alpine",
+                                    "multistage-distroless", "three-stage", "extra"]
+    assert by["single-alpine"].problem == "Dockerfile single-alpine.Dockerfile does not exist"
+    assert by["single-node20"].label == "Single stage (node:20)" and by["single-node20"].problem is None
+    assert not by["extra"].in_manifest and by["extra"].problem is None
+    assert warnings == [("variants.toml: variant 'single-alpine' names single-alpine.Dockerfile, "
+                         "which does not exist; it is recorded as failed")]
+
+
+def test_missing_variants_dir_is_still_an_error(tmp_path):
+    with pytest.raises(HarnessError, match="does not exist"):
+        load_variants_with_warnings(tmp_path / "nope")

@@ -37,6 +37,7 @@ def test_signal_mid_build_keeps_results_and_cleans_up(docker_client, tmp_path, s
     before = _state(docker_client)
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--repeat", "1", "--no-analyze",
+         "--scenario", "cold", "--no-runtime", "--no-registry",
          "--variants-dir", str(vdir), "--context", str(ctx), "--out", str(tmp_path / "out")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = None
