@@ -161,7 +161,7 @@ def run(
     runtime_check: Annotated[bool, typer.Option("--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid limits) and check that it serves.")] = True,
     use_registry: Annotated[bool, typer.Option("--registry/--no-registry", help="Push to and pull from a loopback registry: exact compressed size, push and pull time.")] = True,
     keep_images: Annotated[bool, typer.Option("--keep-images/--no-keep-images", help="Keep each variant's final image after the run.")] = True,
-    secret_arg: Annotated[list[str] | None, typer.Option("--secret-arg", help="A build arg to mask in results, logs and reports (besides *TOKEN*, *SECRET*, *PASSWORD*).")] = None,
+    secret_arg: Annotated[list[str] | None, typer.Option("--secret-arg", help="A build arg to mask in results, logs and reports (besides names containing TOKEN, SECRET, PASSWORD, PASSWD or API_KEY).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Complete this run directory: measure only the variants it lacks.")] = None,
 ) -> None:
     """Build and measure the variants; write results.json, results.csv, table.md and charts."""
@@ -243,7 +243,7 @@ def run(
     results.point_latest(out_dir, run_dir)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
     out.print()
-    for path in (run_dir / results.RESULTS_FILE, written.csv, written.table, *written.charts, written.html):
+    for path in (run_dir / results.RESULTS_FILE, written.csv, written.build_times_csv, written.table, *written.charts, written.html):
         out.print(f"wrote {path}", highlight=False)
     out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
     if check:
@@ -297,7 +297,7 @@ def clean_cmd(
 def report_cmd(
     run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
 ) -> None:
-    """Regenerate table.md, results.csv and sizes.png from a results.json; needs no engine."""
+    """Regenerate table.md, results.csv, build_times.csv, the charts and index.html from a results.json; needs no engine."""
     from . import report, results
 
     run_dir = run_dir or DEFAULT_OUT / "latest"
@@ -309,7 +309,7 @@ def report_cmd(
     written = report.write_report(record, target)
     out.print("\n".join(report.markdown_lines(record)), highlight=False, markup=False)
     out.print()
-    for path in (written.table, written.csv, *written.charts, written.html):
+    for path in (written.table, written.csv, written.build_times_csv, *written.charts, written.html):
         out.print(f"wrote {path}", highlight=False)
 
 

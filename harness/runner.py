@@ -75,7 +75,7 @@ class RunOptions:
     runtime: bool = False  # start each image and check that it serves
     registry: bool = False  # push to and pull from a loopback registry: exact compressed size
     keep_images: bool = True  # keep each variant's final image after the run
-    secret_args: tuple[str, ...] = ()  # build args to mask besides *TOKEN*, *SECRET*, *PASSWORD*
+    secret_args: tuple[str, ...] = ()  # masked too, besides harness.secrets.SECRET_WORDS
     resume: Path | None = None  # a run directory to complete instead of starting a new one
     settings: dict = field(default_factory=dict)  # extra settings to record (paths given)
 
@@ -206,8 +206,8 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
                 _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
                                  (i, len(plans)), services, layer_cache)
             except KeyboardInterrupt:
-                if entry["status"] == "running":  # a variant already measured keeps its figures
-                    entry.update(status="failed", error="interrupted")
+                # Unfinished (figures already measured stay in the entry): --resume redoes it.
+                entry.update(status="failed", error="interrupted")
                 record["finished_utc"] = None
                 save()
                 raise

@@ -66,3 +66,68 @@ def test_signal_mid_build_keeps_results_and_cleans_up(docker_client, tmp_path, s
         assert containers <= before[1], "the interrupted build left a container behind"
     finally:
         docker_client.api.remove_image(quick_image, force=True)
+
+
+def _registries() -> set[int]:
+    """Pids of docker-registry processes (read from /proc, to compare before and after)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "docker-registry":
+                    pids.add(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_client, tmp_path):
+    """Ctrl-C after a push (the registry is up) and during a runtime check (a container
+    is up): both are gone afterwards, and the variant measured first is kept."""
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
+    require(shutil.which("docker-registry") is not None, "needs Debian's docker-registry")
+    vdir, ctx = tmp_path / "v", tmp_path / "c"
+    vdir.mkdir()
+    ctx.mkdir()
+    shutil.copy(BUSYBOX, ctx / "busybox")
+    # Both serve nothing: a's check fails at once (exits), b's keeps polling until Ctrl-C.
+    (vdir / "a-exits.Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "true"]\n')
+    (vdir / "b-hangs.Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "300"]\n')
+    registries_before = _registries()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "--repeat", "1", "--no-analyze",
+         "--scenario", "cold", "--variants-dir", str(vdir), "--context", str(ctx),
+         "--out", str(tmp_path / "out")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir, run_id = None, None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # wait for b's runtime container
+        runs = [p for p in (tmp_path / "out").glob("2*") if (p / "results.json").exists()]
+        if runs:
+            run_dir = runs[0]
+            run_id = json.loads((run_dir / "results.json").read_text())["run_id"]
+            up = docker_client.api.containers(filters={"label": [f"io.harness.run={run_id}",
+                                                                 "io.harness.variant=b-hangs"]})
+            if up:
+                break
+        time.sleep(0.2)
+    assert run_id, "the run never started b's runtime check"
+    assert _registries() - registries_before, "the registry should be up after a's push"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    record = json.loads((run_dir / "results.json").read_text())
+    try:
+        assert proc.returncode == 130, err[-2000:]
+        status = {v["name"]: v for v in record["variants"]}
+        assert status["a-exits"]["status"] == "failed-at-runtime"
+        assert status["a-exits"]["registry"]["compressed_bytes"] > 0
+        assert status["b-hangs"]["status"] == "failed" and status["b-hangs"]["error"] == "interrupted"
+        left = docker_client.api.containers(all=True, filters={"label": f"io.harness.run={run_id}"})
+        assert left == [], "the runtime check's container is still there"
+        assert not (_registries() - registries_before), "the loopback registry is still running"
+    finally:
+        for v in record["variants"]:
+            if v.get("image"):
+                docker_client.api.remove_image(v["image"]["id"], force=True)
