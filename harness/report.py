@@ -42,17 +42,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import write_atomic
+from .results import FAILED_AT_RUNTIME, MEASURED, write_atomic
+from .scenarios import ALL as ALL_SCENARIOS
 from .stats import OUTLIER_Z, Summary, summarize
 
 SIZE_UNIT_NOTE = ("Sizes are uncompressed, as `docker images` shows them, in SI units "
                   "(1 MB = 1,000,000 bytes).")
 STANDIN_MARK = "*"
 
-FAILED_AT_RUNTIME = "failed-at-runtime"
-MEASURED = ("ok", FAILED_AT_RUNTIME)  # statuses of a variant whose image was built and measured
-
-SCENARIOS = ("cold", "no-change", "source-change", "dependency-change")
+SCENARIOS = ALL_SCENARIOS
 SCENARIO_TEXT = {"cold": "cold", "no-change": "no change", "source-change": "source change",
                  "dependency-change": "dependency change"}
 SPREAD_LIMIT = 0.10  # MAD / median above which a row is too noisy to read

@@ -20,6 +20,9 @@ from . import __version__
 from .errors import HarnessError
 
 SCHEMA_VERSION = 1
+# A variant's status: "running" while in flight, then one of these.
+OK, FAILED, FAILED_AT_RUNTIME = "ok", "failed", "failed-at-runtime"
+MEASURED = (OK, FAILED_AT_RUNTIME)  # its image was built and measured
 RESULTS_FILE = "results.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -40,6 +40,7 @@ from .build import BuildOutcome, Context, build_image, measure_unignored, pack_c
 from .buildkit import build_image_buildkit
 from .errors import BuildFailed, HarnessError
 from .measure import measure_image
+from .results import FAILED_AT_RUNTIME, MEASURED
 from .variants import Variant
 
 LABEL_RUN = "io.harness.run"
@@ -251,7 +252,7 @@ def _still_measured(client, record: dict) -> dict[str, dict]:
     kept = {}
     for v in record.get("variants") or []:
         image_id = (v.get("image") or {}).get("id")
-        if v.get("status") in ("ok", FAILED_AT_RUNTIME) and image_id and _exists(client, image_id):
+        if v.get("status") in MEASURED and image_id and _exists(client, image_id):
             kept[v["name"]] = v
     return kept
 
@@ -317,9 +318,6 @@ def _apply_lock(opts: RunOptions, resolved: dict[str, bases.Resolution]) -> None
                                + "; ".join(problems) + " (use --update-lock to accept them)")
     else:
         bases.write_lock(opts.bases_lock, usable)
-
-
-FAILED_AT_RUNTIME = "failed-at-runtime"
 
 
 def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, run_id: str,
