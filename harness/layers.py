@@ -1,9 +1,23 @@
 """What an image's layers hold, read from one pass over its `docker save` stream.
 
-The stream is parsed as it arrives (tarfile in "r|" mode, each layer.tar read as a
-nested stream): nothing is written to disk and memory grows with the number of
-files, never with their bytes. Each layer is named by its diff id, the sha256 of
-its layer.tar computed on the way, and stacked in the order of `RootFS.Layers`.
+The stream is parsed as it arrives by a push parser (`TarParser`, fed the pieces the
+engine sends; each layer.tar parsed by a nested one from 1 MiB blocks): nothing is
+written to disk, member data is never copied but for those blocks, and memory grows
+with the number of files, never with their bytes. Each layer gets the diff id RootFS
+gives its position in the save's manifest (the engine verified it while exporting;
+`verify_diff_ids` hashes it again) and is stacked in the order of `RootFS.Layers`.
+
+Compressed size. `compressed_estimate_bytes` is what a registry would store: the length
+of the layer's gzip stream at level 6. A layer up to SAMPLE_TARGET_BYTES (48 MiB) is
+compressed whole (in 1 MiB blocks on a thread pool, each primed with the 32 KiB before
+it: within bytes of a serial stream). A larger one is sampled: cut into strata of
+`stride` blocks of 32 KiB, with `stride` chosen so that about 24-48 MiB are compressed,
+one block per stratum, at a fixed pseudo-random place, is compressed primed with the
+32 KiB before it, and the deflated bytes are scaled by the layer's bytes. Evenly spaced
+blocks (every n-th) alias with the periodic structure of large binaries: on node's
+165 MB layer, every 8th 64 KiB block erred by 1.8 % (rms over offsets), one random block
+in every 8 by 1.1 %. Each layer says whether it was sampled and what fraction was
+compressed (`compressed_estimate_sampled`, `compressed_estimate_fraction`).
 
 Sizes. The engine (`docker history`, `docker image inspect` Size) counts a layer as
 what its directory holds on disk: regular files, hard links once, and symlinks by
