@@ -302,8 +302,7 @@ def _analyze(client, image_id: str, variant: Variant, cache: dict) -> dict:
     try:
         return layers.analyze_image(client, image_id, cache=cache,
                                     app_dev_dependencies=dev_dependencies(variant.context))
-    except (HarnessError, APIError, DockerException, RequestException, OSError,
-            tarfile.TarError) as exc:
+    except (HarnessError, tarfile.TarError, *engine.ENGINE_ERRORS) as exc:
         return {"error": f"layer analysis failed: {engine.first_line(exc)}"}
 
 

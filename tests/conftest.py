@@ -47,18 +47,24 @@ def standins_built(docker_client):
         docker_client, standins.load_recipes().values())}
 
 
-def build_tiny(client, tmp_path, dockerfile: str, tag: str | None = None, files=None) -> str:
-    """Build a tiny image through the SDK and return its id."""
+def build_tiny(client, tmp_path, dockerfile: str, tag: str | None = None, files=None,
+               busybox: bool = False, labels: dict | None = None) -> str:
+    """Build a tiny image through the SDK and return its id; `busybox` puts the static
+    /bin/busybox into the context as `busybox`."""
+    import shutil
+
     from harness.build import build_image, pack_context
 
     ctx = tmp_path / f"ctx-{abs(hash(dockerfile)) % 10**8}"
     ctx.mkdir(exist_ok=True)
     for name, data in (files or {"f.txt": "x\n"}).items():
         (ctx / name).write_text(data)
+    if busybox:
+        shutil.copy("/bin/busybox", ctx / "busybox")
     context = pack_context(ctx, dockerfile, "Dockerfile")
     try:
         return build_image(client, context, tag=tag, target=None, build_args={},
-                           nocache=True).image_id
+                           nocache=True, labels=labels).image_id
     finally:
         context.close()
 

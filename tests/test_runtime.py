@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, build_tiny, require
 from docker.errors import ImageNotFound
 
 from harness import runtime
@@ -105,17 +104,7 @@ def _containers(client, run_id: str) -> list:
 
 
 def _busybox_image(client, tmp_path: Path, dockerfile: str) -> str:
-    """Like conftest.build_tiny, with the static busybox binary in the context
-    (build_tiny writes text files only)."""
-    ctx = tmp_path / f"ctx-{uuid.uuid4().hex[:8]}"
-    ctx.mkdir()
-    shutil.copy(BUSYBOX, ctx / "busybox")
-    context = pack_context(ctx, dockerfile, "Dockerfile")
-    try:
-        return build_image(client, context, tag=None, target=None, build_args={},
-                           nocache=True).image_id
-    finally:
-        context.close()
+    return build_tiny(client, tmp_path, dockerfile, busybox=True)
 
 
 def _sample_image(client, request, variant_name: str, run_id: str, built: list[str],

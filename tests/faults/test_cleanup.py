@@ -5,15 +5,13 @@ take other tests' (and people's) labelled images with it."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import build_tiny, require
 from docker.errors import APIError, ImageNotFound, NotFound
 
 from harness import cleanup
-from harness.build import build_image, pack_context
 
 BUSYBOX = Path("/bin/busybox")
 RUN, VARIANT = "io.harness.run", "io.harness.variant"
@@ -21,17 +19,8 @@ RUN, VARIANT = "io.harness.run", "io.harness.variant"
 
 def _build(client, tmp_path: Path, dockerfile: str, tag: str | None = None,
            run: str | None = None) -> str:
-    ctx = tmp_path / "ctx"
-    if not ctx.exists():
-        ctx.mkdir()
-        shutil.copy(BUSYBOX, ctx / "busybox")
     labels = {RUN: run, VARIANT: "v"} if run else None
-    context = pack_context(ctx, dockerfile, "Dockerfile")
-    try:
-        return build_image(client, context, tag=tag, target=None, build_args={},
-                           nocache=True, labels=labels).image_id
-    finally:
-        context.close()
+    return build_tiny(client, tmp_path, dockerfile, tag, busybox=True, labels=labels)
 
 
 def _step(name: str) -> str:

@@ -3,40 +3,26 @@ images, and leaves nothing behind, even when killed mid-build."""
 
 from __future__ import annotations
 
-import http.client
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-import urllib3
-from conftest import require
-from docker.errors import DockerException
-from requests.exceptions import RequestException
+from conftest import build_tiny, require
 
-from harness.build import build_image, pack_context
+from harness.engine import ENGINE_ERRORS
 from harness.errors import BuildFailed
 
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")
 # What a build raises when its engine dies: the harness's, the SDK's, requests', urllib3's.
-ENGINE_GONE = (BuildFailed, DockerException, RequestException, OSError,
-               urllib3.exceptions.HTTPError, http.client.HTTPException)
+ENGINE_GONE = (BuildFailed, *ENGINE_ERRORS)
 
 
 def _build(client, tmp_path: Path, dockerfile: str, tag: str | None = None) -> str:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    shutil.copy(BUSYBOX, ctx / "busybox")
-    context = pack_context(ctx, dockerfile, "Dockerfile")
-    try:
-        return build_image(client, context, tag=tag, target=None, build_args={},
-                           nocache=True).image_id
-    finally:
-        context.close()
+    return build_tiny(client, tmp_path, dockerfile, tag, busybox=True)
 
 
 def test_kill_and_restart_keep_the_images(private_engine, tmp_path):
