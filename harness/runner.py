@@ -18,7 +18,7 @@ from typing import Protocol
 
 import docker
 import urllib3.exceptions
-from docker.errors import APIError, DockerException
+from docker.errors import APIError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
