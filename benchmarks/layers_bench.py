@@ -183,10 +183,16 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
     def ratio(a: str, b: str) -> float:
         return med[a] / med[b]
 
-    print(f"  analyze / save floor         {ratio('analyze', 'save'):8.2f}     (target <= {TARGETS['save']}); "
-          f"no estimate {ratio('analyze_no_gzip', 'save'):.2f}")
-    print(f"  analyze / dive               {ratio('analyze', 'dive'):8.2f}     (target <= {TARGETS['dive']}); "
-          f"no estimate {ratio('analyze_no_gzip', 'dive'):.2f}")
+    def paired(a: str, b: str) -> float:
+        """The median of the ratios within each repetition: both ran minutes apart at most,
+        so a load that comes and goes weighs on both sides of each ratio alike."""
+        return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
+
+    for label, ref in (("save floor", "save"), ("dive", "dive")):
+        target = TARGETS[ref]
+        print(f"  analyze / {label:<18} {ratio('analyze', ref):8.2f}     (target <= {target}); "
+              f"no estimate {ratio('analyze_no_gzip', ref):.2f}; medians of the paired ratios "
+              f"{paired('analyze', ref):.2f}, no estimate {paired('analyze_no_gzip', ref):.2f}")
     print(f"  peak RSS                     {med['rss'] / 1e6:8.1f} MB  (target < {TARGETS['rss_mb']}); "
           f"no estimate {med['rss_no_gzip'] / 1e6:.1f} MB")
     print(f"  estimate: {'sampled' if last.get('compressed_estimate_sampled') else 'whole'}, "

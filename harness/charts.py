@@ -28,8 +28,8 @@ import matplotlib.ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from . import compare, report
-from .results import write_atomic
+from . import compare, formatting, report
+from .results import FAILED_AT_RUNTIME, write_atomic
 from .stats import summarize
 
 MB = 1e6  # SI, like `docker images`
@@ -121,7 +121,7 @@ def _footnote(fig, lines: list[str]) -> float:
     return 0.02 + len(lines) * step
 
 
-def _standin_note(variants: list[dict], how: str = f"Hatched ({report.STANDIN_MARK})") -> str:
+def _standin_note(variants: list[dict], how: str = f"Hatched ({formatting.STANDIN_MARK})") -> str:
     refs = _standin_refs(variants)
     if not refs:
         return ""
@@ -165,7 +165,7 @@ def sizes(record: dict):
     compressed size (as a registry stores it) as a second bar where it is known."""
     variants = record.get("variants") or []
     df = report.frame(record)
-    ok = [report.is_measured(v) for v in variants]
+    ok = [formatting.is_measured(v) for v in variants]
     raw = [(v.get("image") or {}).get("size_bytes") if good else None
            for v, good in zip(variants, ok)]
     packed = [compressed_size(v) if good else (None, "") for v, good in zip(variants, ok)]
@@ -192,9 +192,9 @@ def sizes(record: dict):
         colour = FIRST_COLOUR if i == 0 else BAR_COLOUR
         ax.barh(y + shift, size / MB, height=height, color=colour, edgecolor="black",
                 linewidth=0.5, hatch=hatch)
-        text = report.human_size(size) + "   " + ("first (baseline)" if i == 0
+        text = formatting.human_size(size) + "   " + ("first (baseline)" if i == 0
                                                    else _saved_text(size, first_raw))
-        if v.get("status") == report.FAILED_AT_RUNTIME:
+        if v.get("status") == FAILED_AT_RUNTIME:
             text += "   (failed at runtime)"
         ax.text(size / MB + peak * 0.01, y + shift, text, va="center", fontsize=9,
                 fontweight="bold" if i else None)
@@ -204,11 +204,11 @@ def sizes(record: dict):
                     edgecolor="black", linewidth=0.5, hatch=hatch)
             note = "" if i == 0 else "   " + _saved_text(value, first_packed)
             ax.text(value / MB + peak * 0.01, y - shift,
-                    f"{report.human_size(value)} compressed"
+                    f"{formatting.human_size(value)} compressed"
                     + (" (est.)" if kind == "estimate" else "") + note, va="center", fontsize=8)
 
     ax.set_yticks(ys)
-    ax.set_yticklabels([f"{r['label']}\n{report._base_cell(r)}" for _, r in df.iterrows()]
+    ax.set_yticklabels([f"{r['label']}\n{report.base_cell(r)}" for _, r in df.iterrows()]
                        if not df.empty else [], fontsize=9)
     ax.set_ylim(-0.6, len(variants) - 0.4)
     ax.set_xlim(0, peak * 1.38)
@@ -250,7 +250,7 @@ def runtime_base(variant: dict) -> dict | None:
     """The image the final stage starts from, following `FROM <stage>` back to an image
     (or scratch)."""
     froms = variant.get("froms") or []
-    base = report.final_base(variant)
+    base = formatting.final_base(variant)
     by_name = {f.get("stage_name"): f for f in froms if f.get("stage_name")}
     seen = set()
     while base is not None and base.get("kind") == "stage" and base.get("requested") not in seen:
@@ -333,14 +333,14 @@ def composition_bytes(variant: dict) -> dict[str, int] | None:
 def composition(record: dict):
     """One stacked bar per variant: base image, dependencies, application output, other."""
     variants = record.get("variants") or []
-    parts = [composition_bytes(v) if report.is_measured(v) else None for v in variants]
+    parts = [composition_bytes(v) if formatting.is_measured(v) else None for v in variants]
     rows = max(len(variants), 1)
     fig, ax = plt.subplots(figsize=(WIDTH, 0.62 * rows + 2.4), dpi=DPI)
     ys = list(range(len(variants)))[::-1]
     peak = max([sum(p.values()) for p in parts if p] + [1]) / MB
     for v, y, p in zip(variants, ys, parts):
         if p is None:
-            why = "build failed" if not report.is_measured(v) else "no size recorded"
+            why = "build failed" if not formatting.is_measured(v) else "no size recorded"
             ax.text(peak * 0.01, y, why, va="center", color=FAILED_COLOUR, fontweight="bold", fontsize=9)
             continue
         left = 0.0
@@ -349,16 +349,16 @@ def composition(record: dict):
             ax.barh(y, width, left=left, height=0.62, color=COLOURS[part], edgecolor="black",
                     linewidth=0.4, hatch=STANDIN_HATCH if part == "base image" and _standin(v) else None)
             if width >= peak * 0.09:  # label the parts wide enough to hold their size
-                ax.text(left + width / 2, y, report.human_size(p[part]), ha="center",
+                ax.text(left + width / 2, y, formatting.human_size(p[part]), ha="center",
                         va="center", fontsize=8, color="black",
                         bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
             left += width
         above = left - p["base image"] / MB
         ax.text(left + peak * 0.01, y,
-                f"{report.human_size(left * MB)}  ({report.human_size(above * MB)} above the base)",
+                f"{formatting.human_size(left * MB)}  ({formatting.human_size(above * MB)} above the base)",
                 va="center", fontsize=9)
     ax.set_yticks(ys)
-    ax.set_yticklabels([_label(v) + (report.STANDIN_MARK if _standin(v) else "") for v in variants],
+    ax.set_yticklabels([_label(v) + (formatting.STANDIN_MARK if _standin(v) else "") for v in variants],
                        fontsize=9)
     ax.set_ylim(-0.6, len(variants) - 0.4)
     ax.set_xlim(0, peak * 1.45)
@@ -400,7 +400,7 @@ def build_series(record: dict) -> list[dict]:
     default_builder = (record.get("settings") or {}).get("builder") or "classic"
     out = []
     for v in record.get("variants") or []:
-        if not report.is_measured(v):
+        if not formatting.is_measured(v):
             continue
         builds = [(v.get("builder") or default_builder, v.get("build") or {})]
         builds += [(extra.get("builder") or name, extra)
@@ -461,12 +461,12 @@ def build_times(record: dict):
                 ax.scatter(s["warmup"], [y] * len(s["warmup"]), s=26, zorder=3, marker="o",
                            facecolors="none", edgecolors="#777777")
             summary = summarize(s["samples"])
-            ax.annotate(f"median {report.human_seconds(summary.median)}"
-                        + (f" ± {report.human_seconds(summary.mad)}, n={summary.n}" if summary.n > 1 else ""),
+            ax.annotate(f"median {formatting.human_seconds(summary.median)}"
+                        + (f" ± {formatting.human_seconds(summary.mad)}, n={summary.n}" if summary.n > 1 else ""),
                         (max(s["samples"] + s["warmup"]), y), xytext=(8, 0),
                         textcoords="offset points", va="center", fontsize=8)
         ax.set_yticks(ys)
-        ax.set_yticklabels([s["label"] + (report.STANDIN_MARK if s["standin"] else "")
+        ax.set_yticklabels([s["label"] + (formatting.STANDIN_MARK if s["standin"] else "")
                             + (f" — {s['scenario']}" if len(scenarios) > 1 else "")
                             for s in panel], fontsize=9)
         ax.set_ylim(-0.7, max(len(panel), 1) - 0.3)
@@ -511,7 +511,7 @@ def build_times(record: dict):
     if standin:
         notes.append(_standin_note([v for v in record.get("variants") or []
                                     if v["name"] in {s["variant"] for s in standin}],
-                                   how=report.STANDIN_MARK))
+                                   how=formatting.STANDIN_MARK))
     _finish(fig, notes)
     return fig
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import charts, report
-from .results import RESULTS_FILE, write_atomic
+from . import build_tables, charts, formatting, image_tables, report
+from .results import FAILED_AT_RUNTIME, MEASURED, RESULTS_FILE, write_atomic
 
 INDEX = "index.html"
-RAW_FILES = (RESULTS_FILE, "results.csv", report.BUILD_TIMES_CSV, "table.md")
+RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md")
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#f6f8fa;--bad:#b42318;--accent:#4c72b0}
@@ -205,23 +205,23 @@ def lines_html(lines: list[str], list_class: str = "lines") -> str:
 
 
 def build_times_html(record: dict) -> str:
-    table = report.build_stats_table(record)
+    table = build_tables.build_stats_table(record)
     if table is None:
         return ""
-    rows = report.build_rows(record)
+    rows = build_tables.build_rows(record)
     classes = ["noisy" if r.noisy else "failed" if r.state in ("error", "failed") else ""
                for r in rows]
     parts = ['<h2 id="build-times-section">Build time per variant, builder and scenario</h2>',
              figures_table(table, "build-times", classes, ("Variant", "Note")),
-             (f'<p class="note">{inline_md(report.BUILD_TIMES_NOTE)} Highlighted rows: MAD '
-              f"above {report.SPREAD_LIMIT:.0%} of the median.</p>")]
-    warnings = report.spread_warnings(record)
+             (f'<p class="note">{inline_md(build_tables.BUILD_TIMES_NOTE)} Highlighted rows: MAD '
+              f"above {build_tables.SPREAD_LIMIT:.0%} of the median.</p>")]
+    warnings = build_tables.spread_warnings(record)
     if warnings:
         parts.append("<h3>Too noisy to read</h3>" + lines_html(warnings, "lines warn"))
-    outliers = report.outlier_lines(record)
+    outliers = build_tables.outlier_lines(record)
     if outliers:
         parts.append("<h3>Outliers</h3>" + lines_html(outliers))
-    cache = report.cache_lines(record)
+    cache = build_tables.cache_lines(record)
     if cache:
         parts.append("<h3>What the build cache buys</h3><p class=\"note\">Median ± MAD, against "
                      "the cold build with the same builder.</p>" + lines_html(cache))
@@ -229,37 +229,37 @@ def build_times_html(record: dict) -> str:
 
 
 def context_html(record: dict) -> str:
-    table = report.context_table(record)
+    table = build_tables.context_table(record)
     if table is None:
         return ""
     return ('<h2 id="context-section">Build context</h2>'
             + figures_table(table, "context", text_columns=("Variant", ".dockerignore saves"))
-            + f'<p class="note">{inline_md(report.CONTEXT_NOTE)}</p>')
+            + f'<p class="note">{inline_md(build_tables.CONTEXT_NOTE)}</p>')
 
 
 def shipping_html(record: dict) -> str:
-    table = report.shipping_table(record)
+    table = image_tables.shipping_table(record)
     if table is None:
         return ""
     return ('<h2 id="shipping-section">Shipping</h2>'
             + figures_table(table, "shipping", text_columns=("Variant", "Note"))
-            + f'<p class="note">{inline_md(report.SHIPPING_NOTE)}</p>')
+            + f'<p class="note">{inline_md(image_tables.SHIPPING_NOTE)}</p>')
 
 
 def runtime_html(record: dict) -> str:
-    table = report.runtime_table(record, body=True)
+    table = image_tables.runtime_table(record, body=True)
     if table is None:
         return ""
-    statement = report.runtime_statement(record)
+    statement = image_tables.runtime_statement(record)
     head = (f'<p class="statement">{inline_md(statement[0])}</p>' + lines_html(statement[1:])
             if statement else "")
     parts = ['<h2 id="runtime-section">Runtime</h2>', head,
              figures_table(table, "runtime", text_columns=(
                  "Variant", "Same GET / as the reference", "GET / body (start)")),
-             f'<p class="note">{inline_md(report.runtime_conditions(record))}</p>']
-    for v, error, logs in report.runtime_failures(record):
+             f'<p class="note">{inline_md(image_tables.runtime_conditions(record))}</p>']
+    for v, error, logs in image_tables.runtime_failures(record):
         parts.append(
-            f'<h3 class="failed">{esc(report.variant_cell(v))} (<code>{esc(v.get("name"))}</code>) '
+            f'<h3 class="failed">{esc(formatting.variant_cell(v))} (<code>{esc(v.get("name"))}</code>) '
             f"failed at runtime: {esc(error)}</h3>"
             '<p class="note">Its image was built and measured: its sizes stand.</p>'
             + (f'<p class="note">Last lines of its log:</p><pre>{esc(chr(10).join(logs))}</pre>'
@@ -291,18 +291,18 @@ def security_html(record: dict) -> str:
 
 
 def bytes_html(record: dict) -> str:
-    table = report.bytes_table(record)
+    table = image_tables.bytes_table(record)
     if table is None:
         return ""
     parts = ['<h2 id="bytes-section">Where the bytes go</h2>',
              figures_table(table, "bytes", text_columns=("Variant", "By stage (above the base)")),
-             f'<p class="note">{inline_md(report.BYTES_NOTE)}</p>']
+             f'<p class="note">{inline_md(image_tables.BYTES_NOTE)}</p>']
     for v in record.get("variants") or []:
-        layers = report.layer_table(v) if report.is_measured(v) else None
+        layers = image_tables.layer_table(v) if formatting.is_measured(v) else None
         if layers is None:
             continue
         parts.append(
-            f"<details><summary>{esc(report.variant_cell(v))}: {len(layers)} layers</summary>"
+            f"<details><summary>{esc(formatting.variant_cell(v))}: {len(layers)} layers</summary>"
             + figures_table(layers, f"layers-{_ident(v.get('name'))}",
                             text_columns=("Instruction",))
             + "</details>")
@@ -356,9 +356,9 @@ def bases_html(record: dict) -> str:
             if key in ("image_id", "digest"):
                 cells.append(_short_id(value))
             elif key == "size_bytes":
-                cells.append(esc(report.human_size(value)) if value is not None else "–")
+                cells.append(esc(formatting.human_size(value)) if value is not None else "–")
             elif key == "status" and b.get("standin"):
-                cells.append(f"{esc(value)}{report.STANDIN_MARK}")
+                cells.append(f"{esc(value)}{formatting.STANDIN_MARK}")
             else:
                 cells.append(esc(value))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -369,7 +369,7 @@ def bases_html(record: dict) -> str:
 def failures_html(record: dict) -> str:
     out = []
     for v in record.get("variants") or []:
-        if v.get("status") in report.MEASURED:
+        if v.get("status") in MEASURED:
             continue
         tail = v.get("log_tail") or []
         tail = "\n".join(tail) if isinstance(tail, list) else str(tail)
@@ -378,12 +378,12 @@ def failures_html(record: dict) -> str:
             f'(<code>{esc(v.get("name"))}</code>): {esc(v.get("error") or v.get("status"))}</h3>'
             + (f"<p class=\"note\">Last lines of the build log:</p><pre>{esc(tail)}</pre>"
                if tail else '<p class="note">No build log was recorded.</p>'))
-    for v, error, _ in report.runtime_failures(record):
+    for v, error, _ in image_tables.runtime_failures(record):
         out.append(f'<h3 class="failed">{esc(v.get("label") or v.get("name"))} '
                    f'(<code>{esc(v.get("name"))}</code>): failed at runtime: {esc(error)}</h3>'
                    '<p class="note">Its image was built and measured; its container log is under '
                    '<a href="#runtime-section">Runtime</a>.</p>')
-    for row in report.build_rows(record):
+    for row in build_tables.build_rows(record):
         if row.state not in ("failed", "error") or (row.state == "failed" and row.primary):
             continue
         what = "build" if row.state == "failed" else f"{row.scenario} builds"
@@ -404,7 +404,7 @@ def environment_html(record: dict) -> str:
     git = harness.get("git") or {}
     machine = dict(record.get("machine") or {})
     if machine.get("memory_bytes"):
-        machine["memory_bytes"] = f"{machine['memory_bytes']:,} ({report.human_size(machine['memory_bytes'])})"
+        machine["memory_bytes"] = f"{machine['memory_bytes']:,} ({formatting.human_size(machine['memory_bytes'])})"
     run = {"run id": record.get("run_id"), "started (UTC)": record.get("created_utc"),
            "finished (UTC)": record.get("finished_utc") or "not finished (interrupted?)",
            "harness version": harness.get("version"), "git commit": git.get("commit"),
@@ -460,8 +460,8 @@ def render(record: dict, run_dir: Path | None, history_entries=None, *,
     engine = record.get("engine") or {}
     git = (record.get("harness") or {}).get("git") or {}
     variants = record.get("variants") or []
-    failed = sum(v.get("status") not in report.MEASURED for v in variants)
-    at_runtime = sum(v.get("status") == report.FAILED_AT_RUNTIME for v in variants)
+    failed = sum(v.get("status") not in MEASURED for v in variants)
+    at_runtime = sum(v.get("status") == FAILED_AT_RUNTIME for v in variants)
     meta = [f"{len(variants)} variant(s)" + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
             + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
             f"started {esc(record.get('created_utc'))}",

@@ -17,7 +17,7 @@ from pathlib import Path
 from conftest import FIXTURES, ROOT, require
 from records import make_full_record
 
-from harness import history, html_report, report, results
+from harness import build_tables, history, html_report, results
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -142,14 +142,14 @@ def test_full_record_page_has_every_section_with_its_figures():
         assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page, anchor
     # build times: one row per variant x builder x scenario, the noisy ones highlighted
     rows = _table_rows(page, "build-times")
-    assert len(rows) == len(report.build_rows(record)) == 22
+    assert len(rows) == len(build_tables.build_rows(record)) == 22
     noisy = [_cells(r)[:3] for r in rows if 'class="noisy"' in r]
     assert noisy == [["Single stage (node:20)*", "classic", "no-change"],
                      ["Three stage (alpine)", "buildkit", "source-change"]]
     deps = next(_cells(r) for r in rows
                 if _cells(r)[:3] == ["Three stage (alpine)", "classic", "dependency-change"])
     assert deps[3:12] == ["4", "11.5 s", "1.00 s", "15.8 s", "9.54 s", "10.0 s", "30.0 s", "1", "6 of 9"]
-    assert page.count(report.SPREAD_WARNING) == 2
+    assert page.count(build_tables.SPREAD_WARNING) == 2
     assert ("source change rebuilt 4 of 9 steps, 12.3 s ± 0.30 s vs 46.0 s ± 1.00 s cold "
             "(−73 %)") in page
     # context, shipping

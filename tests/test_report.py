@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES
 from records import make_full_record, make_record, make_variant
 
-from harness import report, results
+from harness import build_tables, formatting, image_tables, report, results
 from harness.errors import HarnessError
 
 
@@ -20,11 +20,11 @@ def record():
 
 
 def test_human_size_is_si_like_docker_images():
-    assert report.human_size(1_240_000_000) == "1.24 GB"
-    assert report.human_size(182_000_000) == "182 MB"
-    assert report.human_size(999) == "999 B"
-    assert report.human_size(1000) == "1 kB"
-    assert report.human_size(None) == "–"
+    assert formatting.human_size(1_240_000_000) == "1.24 GB"
+    assert formatting.human_size(182_000_000) == "182 MB"
+    assert formatting.human_size(999) == "999 B"
+    assert formatting.human_size(1000) == "1 kB"
+    assert formatting.human_size(None) == "–"
 
 
 def test_table_has_one_row_per_variant_in_order(record):
@@ -95,7 +95,7 @@ def rows_of(table: list[dict], label: str) -> list[dict]:
 
 
 def test_build_statistics_are_computed_from_the_raw_samples(full):
-    rows = {(r.name, r.builder, r.scenario): r for r in report.build_rows(full)}
+    rows = {(r.name, r.builder, r.scenario): r for r in build_tables.build_rows(full)}
     deps = rows[("three-stage", "classic", "dependency-change")]
     s = deps.summary
     assert deps.samples == (10.0, 11.0, 12.0, 30.0)
@@ -142,17 +142,17 @@ def test_every_builder_and_scenario_has_a_row_with_the_builder_named(full):
 
 def test_spread_warning_appears_exactly_for_the_noisy_rows(full):
     lines = report.markdown_lines(full)
-    warned = [line for line in lines if report.SPREAD_WARNING in line]
+    warned = [line for line in lines if build_tables.SPREAD_WARNING in line]
     assert warned == [
         ("- `single`* (classic, no-change): MAD 0.50 s is 33 % of the median 1.50 s (n=3) — "
          "spread above 10 % of the median: add repetitions with --repeat."),
         ("- `three-stage` (buildkit, source-change): MAD 1.00 s is 20 % of the median 5.00 s "
          "(n=3) — spread above 10 % of the median: add repetitions with --repeat.")]
-    assert [(r.name, r.builder, r.scenario) for r in report.build_rows(full) if r.noisy] == [
+    assert [(r.name, r.builder, r.scenario) for r in build_tables.build_rows(full) if r.noisy] == [
         ("single", "classic", "no-change"), ("three-stage", "buildkit", "source-change")]
     quiet = copy.deepcopy(full)
     quiet["variants"][0]["build"]["scenarios"]["no-change"]["samples_seconds"] = [1.5, 1.55, 1.6]
-    assert len([line for line in report.markdown_lines(quiet) if report.SPREAD_WARNING in line]) == 1
+    assert len([line for line in report.markdown_lines(quiet) if build_tables.SPREAD_WARNING in line]) == 1
 
 
 def test_what_the_cache_buys_per_variant_and_builder(full):
@@ -171,12 +171,12 @@ def test_what_the_cache_buys_per_variant_and_builder(full):
     build = primed["variants"][1]["build"]
     del build["scenarios"]["cold"]
     build.update(primed=True, samples_seconds=[])
-    lines = report.cache_lines(primed)
+    lines = build_tables.cache_lines(primed)
     line = next(x for x in lines if x.startswith("- `three-stage` (classic)"))
     assert line.endswith("(no cold build to compare with: not run: the cache was primed by one "
                          "untimed build).")
     assert "source change rebuilt 4 of 9 steps, 12.3 s ± 0.30 s;" in line
-    cold = next(r for r in report.build_rows(primed)
+    cold = next(r for r in build_tables.build_rows(primed)
                 if (r.name, r.builder, r.scenario) == ("three-stage", "classic", "cold"))
     assert cold.state == "skipped"
 
@@ -284,7 +284,7 @@ def test_where_the_bytes_go(full):
         "Above the base": "7 MB", "History entries": "14", "Layers": "8", "Empty entries": "6",
         "By stage (above the base)": "runner 1.7 MB, deps 5 MB, build 300 kB"}]
     assert set(rows_of(table, "Distroless")[0].values()) == {"Distroless", "–"}
-    layers = report.layer_table(full["variants"][1])
+    layers = image_tables.layer_table(full["variants"][1])
     assert len(layers) == 8
     copy_deps = layers.iloc[5].to_dict()
     assert copy_deps == {"#": "5", "Source": "instruction",
@@ -335,7 +335,7 @@ def test_build_times_csv_has_every_builder_and_scenario_with_its_samples(full, t
     assert written.build_times_csv == tmp_path / "build_times.csv"
     df = pd.read_csv(written.build_times_csv, dtype={
         "outlier_indices": str, "samples_seconds": str, "warmup_seconds": str})
-    assert len(df) == len(report.build_rows(full)) == 22
+    assert len(df) == len(build_tables.build_rows(full)) == 22
     assert set(df["builder"]) == {"classic", "buildkit"}
     deps = df[(df["variant"] == "three-stage") & (df["builder"] == "classic")
               & (df["scenario"] == "dependency-change")].iloc[0]
@@ -365,13 +365,13 @@ def test_old_records_still_render_with_dashes(record):
     context = md_table(lines, "Variant                  | Sent")
     assert context[0]["Without .dockerignore"] == "–" and context[0][".dockerignore saves"] == "–"
     for absent in ("## Shipping", "## Runtime", "## Where the bytes go", "## Security posture",
-                   "What the build cache buys", report.SPREAD_WARNING):
+                   "What the build cache buys", build_tables.SPREAD_WARNING):
         assert absent not in text
     df = pd.read_csv(StringIO(report.csv_text(record)))
     assert df["cold_seconds_median"].tolist()[:2] == [62.0, 30.0]
     assert df["compressed_size_bytes"].isna().all() and df["runtime_status"].isna().all()
     old = make_record("20240101T000000Z", [make_variant("a", samples=(10, 11, 12, 30))])
-    assert report.build_rows(old)[0].summary.outliers == (3,)
+    assert build_tables.build_rows(old)[0].summary.outliers == (3,)
     assert "| A " in report.markdown_lines(old)[0]
 
 
