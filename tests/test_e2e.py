@@ -29,6 +29,13 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/node_modules ./node_modules
 CMD ["dist/index.js"]
 """
+BROKEN = """\
+# Dropped in too, and broken: its build script does not exist.
+FROM node:20-alpine
+WORKDIR /app
+COPY package.json ./
+RUN npm run no-such-script
+"""
 
 
 def harness(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -41,12 +48,13 @@ def _digests(directory):
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_built):
+def test_real_variants_a_dropped_in_sixth_and_a_broken_one(docker_client, tmp_path, standins_built):
     vdir = tmp_path / "variants"
     shutil.copytree(ROOT / "variants", vdir)
     (vdir / "variants.toml").write_text((vdir / "variants.toml").read_text().replace(
         'context = "../sample_app"', f'context = "{ROOT / "sample_app"}"'))
     (vdir / "mine.Dockerfile").write_text(SIXTH)
+    (vdir / "broken.Dockerfile").write_text(BROKEN)
     before = _digests(vdir)
     app_before = _digests(ROOT / "sample_app")
 
@@ -55,12 +63,19 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
     assert "mine (discovered)" in listed.stdout and "three-stage" in listed.stdout
 
     out = tmp_path / "results"
-    proc = harness("run", "multistage-alpine", "multistage-distroless", "mine", "--repeat", "1",
-                   "--scenario", "cold", "--variants-dir", str(vdir), "--out", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = harness("run", "multistage-alpine", "multistage-distroless", "mine", "broken",
+                   "--repeat", "1", "--scenario", "cold", "--variants-dir", str(vdir), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # one variant failed
+    assert "Traceback" not in proc.stderr
     run_dir = out / "latest"
     record = json.loads((run_dir / "results.json").read_text())
-    assert [v["name"] for v in record["variants"]] == ["multistage-alpine", "multistage-distroless", "mine"]
+    assert record["finished_utc"]  # complete, not a partial record
+    assert [v["name"] for v in record["variants"]] == ["multistage-alpine", "multistage-distroless",
+                                                        "mine", "broken"]
+    broken = record["variants"].pop()
+    assert broken["status"] == "failed" and "\n" not in broken["error"], broken
+    assert "no-such-script" in broken["error"] + " ".join(broken.get("log_tail") or [])
+    assert "broken: failed" in proc.stdout + proc.stderr
     for v in record["variants"]:
         assert v["status"] == "ok", v
         attrs = docker_client.api.inspect_image(v["image"]["id"])
@@ -93,7 +108,8 @@ def test_real_variants_and_a_dropped_in_sixth(docker_client, tmp_path, standins_
     table = (run_dir / "table.md").read_text()
     summary = table.split("\n\n")[0]  # the size table; the contents table follows it
     rows = [line for line in summary.splitlines() if line.startswith("| ") and "Approach" not in line]
-    assert len(rows) == 3 and "| mine " in rows[2]
+    assert len(rows) == 4 and "| mine " in rows[2]
+    assert "| broken " in rows[3] and "**failed**" in rows[3]
     assert "What ships in each image" in table  # the layer analysis ran for every variant
     for v in record["variants"]:
         assert v["contents"]["files_bytes"] > 0 and "error" not in v["contents"]
