@@ -160,6 +160,7 @@ def run(
     timeout: Annotated[float | None, typer.Option(min=1, help="Seconds one build may take before it is cancelled and counted as failed.")] = None,
     runtime_check: Annotated[bool, typer.Option("--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid limits) and check that it serves.")] = True,
     use_registry: Annotated[bool, typer.Option("--registry/--no-registry", help="Push to and pull from a loopback registry: exact compressed size, push and pull time.")] = True,
+    cold_pull: Annotated[bool, typer.Option("--cold-pull/--no-cold-pull", help="With --registry: also time each pull into an empty engine of the harness's own (a private dockerd; needs root), as a host that has none of the layers.")] = True,
     keep_images: Annotated[bool, typer.Option("--keep-images/--no-keep-images", help="Keep each variant's final image after the run.")] = True,
     secret_arg: Annotated[list[str] | None, typer.Option("--secret-arg", help="A build arg to mask in results, logs and reports (besides names containing TOKEN, SECRET, PASSWORD, PASSWD or API_KEY).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Complete this run directory: measure only the variants it lacks.")] = None,
@@ -191,6 +192,7 @@ def run(
             timeout = settings.get("timeout", timeout)
             runtime_check = settings.get("runtime", runtime_check)
             use_registry = settings.get("registry", use_registry)
+            cold_pull = settings.get("cold_pull", cold_pull)
             names = settings.get("names") or names
             if settings.get("variants_dir"):
                 variants_dir = Path(settings["variants_dir"])
@@ -221,6 +223,7 @@ def run(
                              bases_lock=bases_lock, update_lock=update_lock, analyze=analyze,
                              scenarios=tuple(chosen), warmup=warmup, builders=tuple(builders),
                              timeout=timeout, runtime=runtime_check, registry=use_registry,
+                             cold_pull=use_registry and cold_pull,
                              keep_images=keep_images, secret_args=tuple(secret_arg or ()),
                              resume=resume,
                              settings={"manifest_warnings": manifest_warnings,

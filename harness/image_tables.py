@@ -28,6 +28,10 @@ def _pull_note(reg: dict) -> str:
                      f"layers were already on the engine{rest}")
     elif present == 0 and reg.get("pull_seconds") is not None:
         notes.append("every layer downloaded")
+    if reg.get("cold_pull_error"):
+        notes.append(f"cold pull: {reg['cold_pull_error']}")
+    elif reg.get("cold_pull_layers_present"):  # an empty engine should have had none
+        notes.append(f"cold pull found {reg['cold_pull_layers_present']} layers present")
     return "; ".join(notes)
 
 
@@ -50,6 +54,7 @@ def shipping_table(record: dict) -> pd.DataFrame | None:
             "Pull": human_seconds(reg.get("pull_seconds")),
             "Layers present at pull": ("–" if present is None else
                                        f"{present} of {total if total is not None else '?'}"),
+            "Cold pull": human_seconds(reg.get("cold_pull_seconds")),
             "Note": _pull_note(reg),
         })
     return pd.DataFrame(data)
@@ -61,7 +66,11 @@ SHIPPING_NOTE = (
     "computes it; its error is (estimate − exact) / exact. Pull: the image's tags are "
     "removed, then it is pulled back from the registry; layers still on the engine (its base "
     "image, layers shared with other variants) are not downloaded again, so where any were "
-    "present this is not the pull of a cold host.")
+    "present this is not the pull of a cold host. Cold pull: the same image pulled from the "
+    "same registry into an empty engine of the harness's own (a second dockerd on an empty "
+    "data root, removed after the run): every layer downloaded, unpacked and registered, as "
+    "on a host that has none of them; the registry is on loopback, so this is the pull's "
+    "cost without a network, the floor of a deploy.")
 
 
 def shipping_lines(record: dict) -> list[str]:

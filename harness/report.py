@@ -144,6 +144,8 @@ def frame(record: dict) -> pd.DataFrame:
             "pull_layers_present": reg.get("pull_layers_present"),
             "pull_layers": reg.get("pull_layers"),
             "image_removed_before_pull": reg.get("image_removed_before_pull"),
+            "cold_pull_seconds": reg.get("cold_pull_seconds"),
+            "cold_pull_error": reg.get("cold_pull_error"),
             "registry_error": reg.get("error"),
             "runtime_status": rt.get("status"),
             "runtime_error": rt.get("error"),

@@ -6,9 +6,11 @@ saved after every variant, so whatever happens next, nothing measured is lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
+import subprocess
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from . import (
     engine,
     history,
     layers,
+    private_engine,
     registry,
     results,
     runtime,
@@ -75,6 +78,7 @@ class RunOptions:
     timeout: float | None = None  # seconds per build
     runtime: bool = False  # start each image and check that it serves
     registry: bool = False  # push to and pull from a loopback registry: exact compressed size
+    cold_pull: bool = False  # with registry: also pull into an empty engine of our own
     keep_images: bool = True  # keep each variant's final image after the run
     secret_args: tuple[str, ...] = ()  # masked too, besides harness.secrets.SECRET_WORDS
     resume: Path | None = None  # a run directory to complete instead of starting a new one
@@ -153,6 +157,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
                     "builders": list(opts.builders), "scenario": opts.scenarios[0],
                     "scenarios": list(opts.scenarios), "warmup": opts.warmup,
                     "timeout": opts.timeout, "runtime": opts.runtime, "registry": opts.registry,
+                    "cold_pull": opts.cold_pull,
                     "bases_mode": opts.bases_mode, **opts.settings}
         record = results.new_record(now, settings, engine.describe(client))
         run_dir = results.new_run_dir(opts.out, now)
@@ -267,12 +272,16 @@ def _exists(client, image_id: str) -> bool:
 
 class Services:
     """The run's shared helpers, started on first use and stopped at the end: the
-    loopback registry."""
+    loopback registry and the empty engine cold pulls go to."""
 
     def __init__(self, opts: RunOptions):
         self.opts = opts
         self._registry: registry.Registry | None = None
         self.registry_error: str | None = None
+        self._cold: contextlib.ExitStack | None = None
+        self._cold_client: docker.DockerClient | None = None
+        self.cold_error: str | None = None
+        self.cold_root: Path | None = None  # the empty engine's directory, while it runs
 
     def registry(self) -> registry.Registry | None:
         if self._registry is None and self.registry_error is None:
@@ -282,10 +291,31 @@ class Services:
                 self.registry_error = str(exc)
         return self._registry
 
+    def cold_engine(self) -> docker.DockerClient | None:
+        """A client of a private dockerd with an empty data root (harness.private_engine)."""
+        if self._cold_client is None and self.cold_error is None:
+            self.cold_error = private_engine.missing()
+            if self.cold_error is None:
+                stack = contextlib.ExitStack()
+                try:
+                    engine = stack.enter_context(private_engine.running(bridge="hcp",
+                                                                        subnet="10.213.78.1/24"))
+                    self._cold_client = engine.client(timeout=600)
+                    self._cold, self.cold_root = stack, engine.root
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    stack.close()
+                    self.cold_error = f"the empty engine did not start: {engine.first_line(exc)}"
+        return self._cold_client
+
     def close(self) -> None:
-        if self._registry is not None:
-            registry.stop(self._registry)
-            self._registry = None
+        try:
+            if self._cold is not None:
+                self._cold.close()
+                self._cold, self._cold_client, self.cold_root = None, None, None
+        finally:
+            if self._registry is not None:
+                registry.stop(self._registry)
+                self._registry = None
 
 
 def dev_dependencies(context: Path) -> set[str]:
@@ -463,12 +493,29 @@ def _publish(client, services: Services, image_id: str, v: Variant, entry: dict)
                 client.api.tag(image_id, repo, t_tag)
     except (HarnessError, APIError, RequestException, OSError) as exc:
         out["error"] = engine.first_line(exc)
+    else:
+        if services.opts.cold_pull:
+            out.update(_cold_pull(services, reg, name, tag))
     finally:
         try:
             registry.untag(client, reg, name, tag)
         except (APIError, RequestException):
             pass
     return out
+
+
+def _cold_pull(services: Services, reg: registry.Registry, name: str, tag: str) -> dict:
+    """The pull of a host that has none of the image's layers: into the empty engine, then
+    the image is removed there (by id) so that the next variant's pull is cold too."""
+    cold = services.cold_engine()
+    if cold is None:
+        return {"cold_pull_error": f"not measured: {services.cold_error}"}
+    try:
+        pulled = registry.pull(cold, reg, name, tag)
+        cold.api.remove_image(f"{reg.repository(name)}:{tag}", force=True)
+    except (HarnessError, APIError, RequestException, OSError) as exc:
+        return {"cold_pull_error": engine.first_line(exc)}
+    return {"cold_pull_seconds": pulled.seconds, "cold_pull_layers_present": pulled.layers_present}
 
 
 def _made_by(outcome: BuildOutcome, builder: str) -> bool:

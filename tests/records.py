@@ -201,11 +201,13 @@ def make_full_record() -> dict:
     single["registry"] = {"push_seconds": 12.5, "layer_sizes": [100_000_000] * 4,
                           "compressed_bytes": 400_000_000, "estimate_bytes": 404_000_000,
                           "estimate_error_pct": 1.0, "image_removed_before_pull": True,
-                          "pull_seconds": 8.25, "pull_layers_present": 0, "pull_layers": 12}
+                          "pull_seconds": 8.25, "pull_layers_present": 0, "pull_layers": 12,
+                          "cold_pull_seconds": 9.5, "cold_pull_layers_present": 0}
     three["registry"] = {"push_seconds": 3.1, "layer_sizes": [5_625_000] * 8,
                          "compressed_bytes": 45_000_000, "estimate_bytes": 44_100_000,
                          "estimate_error_pct": -2.0, "image_removed_before_pull": True,
-                         "pull_seconds": 1.9, "pull_layers_present": 5, "pull_layers": 8}
+                         "pull_seconds": 1.9, "pull_layers_present": 5, "pull_layers": 8,
+                         "cold_pull_error": "not measured: a private dockerd needs root"}
     distroless["registry"] = {"error": "push failed: connection refused"}
 
     served = {"status": "ok", "error": None, "memory_basis": "usage - inactive_file (cgroup v2)",

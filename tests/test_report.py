@@ -201,7 +201,9 @@ def test_shipping_exact_beside_estimate_and_honest_pulls(full):
     assert (three["Compressed (registry, exact)"], three["Estimate error"], three["Pull"],
             three["Layers present at pull"]) == ("45 MB", "−2.0 %", "1.90 s", "5 of 8")
     assert three["Note"] == ("not a cold-host pull: 5 of 8 layers were already on the engine, "
-                             "only 3 downloaded")
+                             "only 3 downloaded; cold pull: not measured: a private dockerd needs root")
+    assert (single["Cold pull"], three["Cold pull"]) == ("9.50 s", "–")
+    assert "Cold pull: the same image pulled from the same registry into an empty engine" in "\n".join(lines)
     assert distroless["Note"] == "registry: push failed: connection refused"
     assert distroless["Estimate (gzip -6)"] == "41 MB" and distroless["Push"] == "–"
 
