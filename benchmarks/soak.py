@@ -41,6 +41,19 @@ sys.exit(code)
 """
 
 
+def daemons() -> int:
+    """dockerd and containerd processes on the machine: a private engine (the cold pull's)
+    left running would add two."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        count += os.path.basename(argv0) in (b"dockerd", b"containerd")
+    return count
+
+
 def engine_state(client: docker.DockerClient) -> dict:
     images = client.api.images(all=True)
     finals = sorted(t for i in images for t in i.get("RepoTags") or [] if t.startswith("harness-bench/"))
@@ -49,6 +62,7 @@ def engine_state(client: docker.DockerClient) -> dict:
         "dangling": len(client.api.images(filters={"dangling": True}, quiet=True)),
         "containers": len(client.api.containers(all=True)),
         "networks": len(client.api.networks()),
+        "daemons": daemons(),
         "final_tags": finals,
         "ids": {i["Id"] for i in images},
         "final_ids": {i["Id"] for i in images if any(
@@ -88,14 +102,14 @@ def main() -> int:
         s = states[-1]
         print(f"run {n + 1}: exit {code}, {seconds:.0f} s, peak RSS {rss / 1e6:.1f} MB; engine: "
               f"{s['images']} images ({s['dangling']} dangling), {s['containers']} containers, "
-              f"{s['networks']} networks")
+              f"{s['networks']} networks; {s['daemons']} dockerd/containerd processes")
     first, last = states[1], states[-1]
     allowed = ancestors(client.api, list(last["final_ids"]))
     new = (last["ids"] - states[0]["ids"]) - allowed
     leaks = []
     if new:
         leaks.append(f"{len(new)} image(s) that are not final images or their parents")
-    for key in ("dangling", "containers", "networks"):
+    for key in ("dangling", "containers", "networks", "daemons"):
         if last[key] > states[0][key]:
             leaks.append(f"{key}: {states[0][key]} before, {last[key]} after")
     if last["images"] != first["images"]:
