@@ -94,6 +94,9 @@ def main() -> int:
     args = ["--repeat", str(ns.repeat), "--scenario", ns.scenario, *ns.extra]
     print(f"soak: harness run {' '.join(args)}, {ns.runs} runs; results in a temporary directory")
     states = [engine_state(client)]
+    s = states[0]
+    print(f"before: {s['images']} images ({s['dangling']} dangling), {s['containers']} containers, "
+          f"{s['networks']} networks; {s['daemons']} dockerd/containerd processes")
     rows = []
     for n in range(ns.runs):
         code, rss, seconds = one_run(args, out)
