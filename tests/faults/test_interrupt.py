@@ -14,6 +14,8 @@ import pytest
 
 from conftest import ROOT, require
 
+from harness import private_engine
+
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")
 
@@ -81,6 +83,20 @@ def _registries() -> set[int]:
     return pids
 
 
+def _private_engines() -> set[int]:
+    """Pids of the dockerd the cold pull starts (its data root is under an `hcp-` directory)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if Path(argv[0].decode(errors="replace")).name == "dockerd" and any(b"/hcp-" in a for a in argv):
+                pids.add(int(proc.name))
+    return pids
+
+
 def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_client, tmp_path):
     """Ctrl-C after a push (the registry is up) and during a runtime check (a container
     is up): both are gone afterwards, and the variant measured first is kept."""
@@ -95,7 +111,7 @@ def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_
         'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "true"]\n')
     (vdir / "b-hangs.Dockerfile").write_text(
         'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "300"]\n')
-    registries_before = _registries()
+    registries_before, engines_before = _registries(), _private_engines()
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "--repeat", "1", "--no-analyze",
          "--scenario", "cold", "--variants-dir", str(vdir), "--context", str(ctx),
@@ -115,6 +131,9 @@ def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_
         time.sleep(0.2)
     assert run_id, "the run never started b's runtime check"
     assert _registries() - registries_before, "the registry should be up after a's push"
+    cold = private_engine.missing() is None  # root with dockerd: a's cold pull started one
+    if cold:
+        assert _private_engines() - engines_before, "the cold pull's engine should be up"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=90)
     record = json.loads((run_dir / "results.json").read_text())
@@ -127,6 +146,9 @@ def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_
         left = docker_client.api.containers(all=True, filters={"label": f"io.harness.run={run_id}"})
         assert left == [], "the runtime check's container is still there"
         assert not (_registries() - registries_before), "the loopback registry is still running"
+        assert not (_private_engines() - engines_before), "the cold pull's dockerd is still running"
+        if cold:
+            assert status["a-exits"]["registry"]["cold_pull_layers_present"] == 0
     finally:
         for v in record["variants"]:
             if v.get("image"):
