@@ -23,6 +23,7 @@ from pathlib import Path
 
 import docker
 
+from harness import private_engine
 from harness.cleanup import ancestors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,14 +45,8 @@ sys.exit(code)
 def daemons() -> int:
     """dockerd and containerd processes on the machine: a private engine (the cold pull's)
     left running would add two."""
-    count = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        count += os.path.basename(argv0) in (b"dockerd", b"containerd")
-    return count
+    return sum(1 for pid in private_engine.pids() if (argv := private_engine.cmdline(pid))
+               and os.path.basename(argv[0]) in ("dockerd", "containerd"))
 
 
 def engine_state(client: docker.DockerClient) -> dict:

@@ -176,10 +176,10 @@ class PrivateEngine:
 
     def processes(self) -> list[int]:
         """Live processes of ours: our binaries whose command line names our root."""
-        return [pid for pid in _pids() if self._is_ours(pid)]
+        return [pid for pid in pids() if self._is_ours(pid)]
 
     def _is_ours(self, pid: int) -> bool:
-        argv = _cmdline(pid)
+        argv = cmdline(pid)
         return bool(argv) and os.path.basename(argv[0]) in _OUR_BINARIES and any(
             str(self.root) in arg for arg in argv)
 
@@ -207,7 +207,7 @@ class PrivateEngine:
             except (OSError, ValueError):
                 pass
         children: dict[int, list[int]] = {}
-        for pid in _pids():
+        for pid in pids():
             ppid = _ppid(pid)
             if ppid is not None:
                 children.setdefault(ppid, []).append(pid)
@@ -247,11 +247,13 @@ class PrivateEngine:
         return " | ".join(text[-lines:])
 
 
-def _pids() -> list[int]:
+def pids() -> list[int]:
+    """Every process on the machine, by pid."""
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def _cmdline(pid: int) -> list[str]:
+def cmdline(pid: int) -> list[str]:
+    """A process's argv ([] when it is gone)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -314,15 +316,26 @@ def missing() -> str | None:
     return None
 
 
-@contextmanager
-def running(bridge: str = BRIDGE_PREFIX, subnet: str = "10.213.77.1/24") -> Iterator[PrivateEngine]:
-    """A private engine, started; everything it started is stopped by pid at the end, its
-    mounts undone and its directories removed. On disk (not a tmpfs: its data root holds
-    whole images), and short: the socket paths under it must stay under 108 bytes."""
+def start(bridge: str = BRIDGE_PREFIX, subnet: str = "10.213.77.1/24") -> PrivateEngine:
+    """A private engine, started; close() stops everything it started, by pid, undoes its
+    mounts and removes its directories (done here already if it does not start). On disk
+    (not a tmpfs: its data root holds whole images), and short: the socket paths under it
+    must stay under 108 bytes."""
     root = Path(tempfile.mkdtemp(prefix=f"{bridge}-", dir="/var/tmp"))
     engine = PrivateEngine(root, bridge, subnet)
     try:
         engine.start()
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+@contextmanager
+def running(bridge: str = BRIDGE_PREFIX, subnet: str = "10.213.77.1/24") -> Iterator[PrivateEngine]:
+    """start(), then close() at the end of the block."""
+    engine = start(bridge, subnet)
+    try:
         yield engine
     finally:
         engine.close()

@@ -6,7 +6,6 @@ saved after every variant, so whatever happens next, nothing measured is lost.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
@@ -278,10 +277,9 @@ class Services:
         self.opts = opts
         self._registry: registry.Registry | None = None
         self.registry_error: str | None = None
-        self._cold: contextlib.ExitStack | None = None
+        self._cold: private_engine.PrivateEngine | None = None
         self._cold_client: docker.DockerClient | None = None
         self.cold_error: str | None = None
-        self.cold_root: Path | None = None  # the empty engine's directory, while it runs
 
     def registry(self) -> registry.Registry | None:
         if self._registry is None and self.registry_error is None:
@@ -293,25 +291,27 @@ class Services:
 
     def cold_engine(self) -> docker.DockerClient | None:
         """A client of a private dockerd with an empty data root (harness.private_engine)."""
-        if self._cold_client is None and self.cold_error is None:
+        if self._cold is None and self.cold_error is None:
             self.cold_error = private_engine.missing()
             if self.cold_error is None:
-                stack = contextlib.ExitStack()
                 try:
-                    engine = stack.enter_context(private_engine.running(bridge="hcp",
-                                                                        subnet="10.213.78.1/24"))
-                    self._cold_client = engine.client(timeout=600)
-                    self._cold, self.cold_root = stack, engine.root
+                    self._cold = private_engine.start(bridge="hcp", subnet="10.213.78.1/24")
                 except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                    stack.close()
                     self.cold_error = f"the empty engine did not start: {engine.first_line(exc)}"
+                else:
+                    self._cold_client = self._cold.client(timeout=600)
         return self._cold_client
+
+    @property
+    def cold_root(self) -> Path | None:
+        """The empty engine's directory, while it runs."""
+        return self._cold.root if self._cold is not None else None
 
     def close(self) -> None:
         try:
             if self._cold is not None:
-                self._cold.close()
-                self._cold, self._cold_client, self.cold_root = None, None, None
+                self._cold.close()  # closes its clients too
+                self._cold, self._cold_client = None, None
         finally:
             if self._registry is not None:
                 registry.stop(self._registry)

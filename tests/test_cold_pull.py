@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from conftest import build_tiny, require
@@ -13,16 +12,6 @@ from conftest import build_tiny, require
 from harness import private_engine, registry, runner
 
 pytestmark = pytest.mark.engine
-
-
-def _cmdlines() -> list[str]:
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            pass
-    return out
 
 
 def test_cold_pull_downloads_every_layer_and_leaves_nothing(docker_client, tmp_path, image_janitor):
@@ -52,7 +41,7 @@ def test_cold_pull_downloads_every_layer_and_leaves_nothing(docker_client, tmp_p
         assert 0 < pulled["cold_pull_seconds"] < 60
     # Nothing of the private engine is left running or on disk.
     assert root is not None and services.cold_root is None
-    assert not [c for c in _cmdlines() if str(root) in c]
+    assert not [p for p in private_engine.pids() if str(root) in " ".join(private_engine.cmdline(p))]
     assert not root.exists()
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert f"hcp{os.getpid() % 100000}:" not in links

@@ -85,16 +85,8 @@ def _registries() -> set[int]:
 
 def _private_engines() -> set[int]:
     """Pids of the dockerd the cold pull starts (its data root is under an `hcp-` directory)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if Path(argv[0].decode(errors="replace")).name == "dockerd" and any(b"/hcp-" in a for a in argv):
-                pids.add(int(proc.name))
-    return pids
+    return {pid for pid in private_engine.pids() if (argv := private_engine.cmdline(pid))
+            and Path(argv[0]).name == "dockerd" and any("/hcp-" in a for a in argv)}
 
 
 def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_client, tmp_path):
