@@ -188,13 +188,18 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
         so a load that comes and goes weighs on both sides of each ratio alike."""
         return statistics.median(x / y for x, y in zip(samples[a], samples[b], strict=True))
 
+    verdicts = []
     for label, ref in (("save floor", "save"), ("dive", "dive")):
         target = TARGETS[ref]
+        verdicts.append((f"analysis / {label} <= {target}", ratio("analyze", ref) <= target,
+                         f"{ratio('analyze', ref):.2f} (no estimate {ratio('analyze_no_gzip', ref):.2f})"))
         print(f"  analyze / {label:<18} {ratio('analyze', ref):8.2f}     (target <= {target}); "
               f"no estimate {ratio('analyze_no_gzip', ref):.2f}; medians of the paired ratios "
               f"{paired('analyze', ref):.2f}, no estimate {paired('analyze_no_gzip', ref):.2f}")
     print(f"  peak RSS                     {med['rss'] / 1e6:8.1f} MB  (target < {TARGETS['rss_mb']}); "
           f"no estimate {med['rss_no_gzip'] / 1e6:.1f} MB")
+    verdicts.append((f"peak RSS < {TARGETS['rss_mb']} MB", med["rss"] / 1e6 < TARGETS["rss_mb"],
+                     f"{med['rss'] / 1e6:.1f} MB"))
     print(f"  estimate: {'sampled' if last.get('compressed_estimate_sampled') else 'whole'}, "
           f"{last.get('compressed_estimate_fraction', 1.0) * 100:.1f} % of the layer bytes compressed "
           f"(SAMPLE_TARGET_BYTES {'default' if sample_target_mib is None else sample_target_mib} MiB)")
@@ -202,10 +207,10 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
           f"{last['dive_wasted_bytes']} (harness wasted_bytes {last['wasted_bytes']}); "
           f"efficiency {dive_image['efficiencyScore']:.6f} vs dive_efficiency {last['dive_efficiency']:.6f} "
           f"(harness efficiency {last['efficiency']:.6f})")
-    return {"medians": med, "analysis": last}
+    return {"medians": med, "analysis": last, "verdicts": verdicts}
 
 
-def part_registry(client, image_id: str, analysis: dict, medians: dict, repeat: int) -> None:
+def part_registry(client, image_id: str, analysis: dict, medians: dict, repeat: int) -> list[tuple]:
     name, pushes, stored = "layers-bench/image", [], None
     for i in range(repeat):
         with registry.running() as reg:
@@ -227,9 +232,15 @@ def part_registry(client, image_id: str, analysis: dict, medians: dict, repeat: 
     seconds = medians["analyze"]
     print(f"total  {sum(l['tar_bytes'] for l in analysis['layers']) / 1e6:15.2f}  {total / 1e6:11.3f}  "
           f"{estimate / 1e6:11.3f}  {(estimate - total) / total * 100:+7.3f}   (target within {TARGETS['error_pct']} %)")
+    error = (estimate - total) / total * 100
+    verdicts = [(f"estimate within {TARGETS['error_pct']} % of the registry", abs(error) <= TARGETS["error_pct"],
+                     f"{error:+.3f} %"),
+                    (f"analysis / push <= {TARGETS['push']}", seconds / push <= TARGETS["push"],
+                     f"{seconds / push:.2f}")]
     print(f"push median {push:.2f} s over {repeat}; analyze_image {seconds:.2f} s (median): "
           f"estimate/push time {seconds / push:.2f} (target <= {TARGETS['push']}); the estimate's own share "
           f"(analyze minus analyze without it) {(seconds - medians['analyze_no_gzip']) / push:.2f}")
+    return verdicts
 
 
 def main() -> None:
@@ -250,11 +261,15 @@ def main() -> None:
     print(f"image {image_id[:19]} {', '.join(tags(attrs)) or '<untagged>'}: "
           f"{attrs['Size'] / 1e6:.0f} MB, {len(attrs['RootFS']['Layers'])} layers")
     speed = part_speed(client, image_id, args.repeat, args.sample_target_mib)
+    verdicts = speed["verdicts"]
     if not args.no_registry and not tags(attrs):
         print("\nno registry push: the image has no tag, and removing the push's tag would remove it")
     elif not args.no_registry:
         print("\nregistry push (loopback, Debian's docker-registry):")
-        part_registry(client, image_id, speed["analysis"], speed["medians"], args.repeat)
+        verdicts += part_registry(client, image_id, speed["analysis"], speed["medians"], args.repeat)
+    print("\ntargets:")
+    for target, met, value in verdicts:
+        print(f"  {target:45s} {value:28s} {'met' if met else 'NOT met'}")
     return None
 
 
