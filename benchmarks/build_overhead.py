@@ -29,7 +29,7 @@ post-build script) on top of the variant's deps stage, which is built once befor
 the raw command (not timed) and removed by id at the end. The variants' `npm ci` steps
 fetch from the npm registry, whose time varies far more between identical builds than
 anything the harness adds; the control is a real compile of the sample app with no network,
-long enough (~10 s) that the raw command's own start-up (~0.1 s, which the harness's
+long enough (~5 s) that the raw command's own start-up (~0.1 s, which the harness's
 measured time does not hold) is a small share of it, as it is of a real build.
 """
 

@@ -45,8 +45,7 @@ sys.exit(code)
 def daemons() -> int:
     """dockerd and containerd processes on the machine: a private engine (the cold pull's)
     left running would add two."""
-    return sum(1 for pid in private_engine.pids() if (argv := private_engine.cmdline(pid))
-               and os.path.basename(argv[0]) in ("dockerd", "containerd"))
+    return len(private_engine.find(("dockerd", "containerd")))
 
 
 def engine_state(client: docker.DockerClient) -> dict:

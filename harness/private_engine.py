@@ -24,7 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,12 +176,10 @@ class PrivateEngine:
 
     def processes(self) -> list[int]:
         """Live processes of ours: our binaries whose command line names our root."""
-        return [pid for pid in pids() if self._is_ours(pid)]
+        return find(_OUR_BINARIES, str(self.root))
 
     def _is_ours(self, pid: int) -> bool:
-        argv = cmdline(pid)
-        return bool(argv) and os.path.basename(argv[0]) in _OUR_BINARIES and any(
-            str(self.root) in arg for arg in argv)
+        return _matches(_cmdline(pid), _OUR_BINARIES, str(self.root))
 
     def container_ids(self) -> set[str]:
         ids = set()
@@ -207,7 +205,7 @@ class PrivateEngine:
             except (OSError, ValueError):
                 pass
         children: dict[int, list[int]] = {}
-        for pid in pids():
+        for pid in _pids():
             ppid = _ppid(pid)
             if ppid is not None:
                 children.setdefault(ppid, []).append(pid)
@@ -247,12 +245,22 @@ class PrivateEngine:
         return " | ".join(text[-lines:])
 
 
-def pids() -> list[int]:
-    """Every process on the machine, by pid."""
+def find(binaries: Iterable[str] | None = None, containing: str | None = None) -> list[int]:
+    """Pids of live processes whose binary's base name is one of `binaries` (any when None)
+    and one of whose arguments contains `containing` (any when None)."""
+    return [pid for pid in _pids() if _matches(_cmdline(pid), binaries, containing)]
+
+
+def _matches(argv: list[str], binaries: Iterable[str] | None, containing: str | None) -> bool:
+    return bool(argv) and (binaries is None or os.path.basename(argv[0]) in binaries) and (
+        containing is None or any(containing in arg for arg in argv))
+
+
+def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
-def cmdline(pid: int) -> list[str]:
+def _cmdline(pid: int) -> list[str]:
     """A process's argv ([] when it is gone)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

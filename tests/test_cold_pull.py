@@ -41,7 +41,7 @@ def test_cold_pull_downloads_every_layer_and_leaves_nothing(docker_client, tmp_p
         assert 0 < pulled["cold_pull_seconds"] < 60
     # Nothing of the private engine is left running or on disk.
     assert root is not None and services.cold_root is None
-    assert not [p for p in private_engine.pids() if str(root) in " ".join(private_engine.cmdline(p))]
+    assert not private_engine.find(containing=str(root))
     assert not root.exists()
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert f"hcp{os.getpid() % 100000}:" not in links

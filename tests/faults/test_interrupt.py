@@ -71,22 +71,13 @@ def test_signal_mid_build_keeps_results_and_cleans_up(docker_client, tmp_path, s
 
 
 def _registries() -> set[int]:
-    """Pids of docker-registry processes (read from /proc, to compare before and after)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "comm").read_text().strip() == "docker-registry":
-                    pids.add(int(proc.name))
-            except OSError:
-                pass
-    return pids
+    """Pids of docker-registry processes (to compare before and after)."""
+    return set(private_engine.find(("docker-registry",)))
 
 
 def _private_engines() -> set[int]:
     """Pids of the dockerd the cold pull starts (its data root is under an `hcp-` directory)."""
-    return {pid for pid in private_engine.pids() if (argv := private_engine.cmdline(pid))
-            and Path(argv[0]).name == "dockerd" and any("/hcp-" in a for a in argv)}
+    return set(private_engine.find(("dockerd",), "/hcp-"))
 
 
 def test_sigint_during_the_runtime_check_leaves_no_container_or_registry(docker_client, tmp_path):
