@@ -54,9 +54,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
+from zlib import adler32
 
 import docker
 import xxhash
+from xxhash import xxh3_128_digest
 from zlib_ng import zlib_ng
 
 from .errors import HarnessError
@@ -186,13 +188,15 @@ def _text(field: bytes) -> str:
 
 def _number(field: bytes) -> int:
     """A numeric header field: octal text, or base-256 (GNU) for large values."""
-    if field[0] in (0o200, 0o377):
+    if field[0] & 0x80:
         value = int.from_bytes(field[1:], "big")
         return value - 256 ** (len(field) - 1) if field[0] == 0o377 else value
-    text = field.split(b"\0", 1)[0].strip()
+    text = field.partition(b"\0")[0]
     try:
-        return int(text, 8) if text else 0
+        return int(text, 8)  # int() skips the spaces some writers pad with
     except ValueError:
+        if not text.strip():
+            return 0
         raise HarnessError(f"bad number in a tar header: {text[:20]!r}") from None
 
 
@@ -276,11 +280,14 @@ class TarParser:
             self.done = True
             return
         (name, mode, size, chksum, kind, linkname, magic, prefix) = _HEADER.unpack_from(block)
+        # The checksum is the byte sum with its own field read as spaces. Adler-32's low half
+        # is 1 + that sum mod 65521, in C: a misaligned read fails it, at a tenth of sum()'s cost.
         stored = _number(chksum)
-        unsigned = sum(block) - sum(chksum) + 256
-        if stored != unsigned and stored != unsigned - 256 * sum(
-                b > 127 for b in block[:148] + block[156:]):
-            raise HarnessError("bad checksum in a tar header")
+        if (adler32(block) & 0xFFFF) != (stored + sum(chksum) - 255) % 65521:
+            unsigned = sum(block) - sum(chksum) + 256
+            if stored != unsigned and stored != unsigned - 256 * sum(
+                    b > 127 for b in block[:148] + block[156:]):
+                raise HarnessError("bad checksum in a tar header")
         size = _number(size)
         if kind in _EXTENDED_TYPES:
             self._begin(size, *self._extended(kind))
@@ -459,24 +466,24 @@ def _norm(name: str) -> str:
     return name.strip("/")  # nothing to normalise (the usual case): the fast way
 
 
-def _entry(member: Member) -> Entry | None:
+def _entry(member: Member, digest: bytes = b"") -> Entry | None:
     path = _norm(member.name)
     if not path:
         return None
-    head, base = posixpath.split(path)
-    if base == ".wh..wh..opq":
-        return Entry(head, OPAQUE)
-    if base.startswith(".wh."):
-        return Entry(posixpath.join(head, base[4:]), WHITEOUT)
+    head, _, base = path.rpartition("/")
+    if base[:4] == ".wh.":
+        if base == ".wh..wh..opq":
+            return Entry(head, OPAQUE)
+        return Entry(f"{head}/{base[4:]}" if head else base[4:], WHITEOUT)
     kind = member.type
     if kind in _REGULAR_TYPES:
-        return Entry(path, FILE, member.size, member.mode)
-    if kind == b"1":
-        return Entry(path, LINK, 0, member.mode, _norm(member.linkname))
-    if kind == b"2":
-        return Entry(path, SYMLINK, 0, member.mode, member.linkname)
+        return Entry(path, FILE, member.size, member.mode, "", digest)
     if kind == b"5":
         return Entry(path, DIR, 0, member.mode)
+    if kind == b"2":
+        return Entry(path, SYMLINK, 0, member.mode, member.linkname)
+    if kind == b"1":
+        return Entry(path, LINK, 0, member.mode, _norm(member.linkname))
     return Entry(path, OTHER, 0, member.mode)
 
 
@@ -497,6 +504,14 @@ class _LayerParser:
         self.parser = TarParser(self._member)
 
     def _member(self, member: Member, data: memoryview | None) -> Sink | None:
+        if data is not None and member.type in _REGULAR_TYPES:  # all of it at hand: the usual case
+            entry = _entry(member, xxh3_128_digest(data))
+            if entry is None:
+                return None
+            self.entries.append(entry)
+            if entry.kind == FILE and _wants_content(entry.path, entry.size):
+                self.captured[entry.path] = bytes(data)
+            return None
         entry = _entry(member)
         if entry is None:
             return None
@@ -505,11 +520,6 @@ class _LayerParser:
             entries.append(entry)
             return None
         keep = _wants_content(entry.path, entry.size)
-        if data is not None:  # all of it at hand: no streaming state
-            entries.append(entry._replace(digest=xxhash.xxh3_128(data).digest()))
-            if keep:
-                self.captured[entry.path] = bytes(data)
-            return None
         index = len(entries)
         entries.append(entry)
         digest = xxhash.xxh3_128()
@@ -710,32 +720,16 @@ def _lookup(root: Node, path: str) -> Node | None:
     return node
 
 
-def _parent(root: Node, path: str) -> tuple[Node, str]:
-    """The directory holding `path` (made if missing), and the last name."""
-    *dirs, name = path.split("/")
+def _directory(root: Node, path: str) -> Node:
+    """The directory at `path`, made (over whatever was there) if missing."""
     node = root
-    for part in dirs:
+    for part in path.split("/") if path else ():
         nxt = _child(node, part)
         if nxt is None or nxt.children is None:
             nxt = Node(children={})
             node.children[part] = nxt
         node = nxt
-    return node, name
-
-
-def _put(root: Node, entry: Entry, index: int) -> None:
-    parent, name = _parent(root, entry.path)
-    old = parent.children.get(name)
-    if entry.kind == DIR:
-        children = old.children if old and old.children is not None else {}
-        parent.children[name] = Node(entry, children=children)
-    elif entry.kind == FILE:
-        parent.children[name] = Node(entry, (index, entry.path), entry)
-    elif entry.kind == LINK:
-        target = _lookup(root, entry.target)
-        parent.children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
-    else:
-        parent.children[name] = Node(entry)
+    return node
 
 
 def merge(layers: list[list[Entry]]) -> Node:
@@ -751,9 +745,35 @@ def merge(layers: list[list[Entry]]) -> Node:
                 node = _lookup(root, entry.path)
                 if node is not None and node.children is not None:
                     node.children = {}
+        # Directories found or made for this layer's entries, by path: each entry's parent is
+        # one lookup. A directory that replaces one keeps its children's dict, so what is
+        # remembered stays live; anything else that replaces a directory forgets it all.
+        dirs: dict[str, Node] = {"": root}
         for entry in entries:
-            if entry.kind not in (WHITEOUT, OPAQUE):
-                _put(root, entry, index)
+            kind = entry.kind
+            if kind == WHITEOUT or kind == OPAQUE:
+                continue
+            path = entry.path
+            head, _, name = path.rpartition("/")
+            parent = dirs.get(head)
+            if parent is None:
+                parent = dirs[head] = _directory(root, head)
+            children = parent.children
+            old = children.get(name)
+            if kind == DIR:
+                node = children[name] = Node(
+                    entry, children=old.children if old and old.children is not None else {})
+                dirs[path] = node
+                continue
+            if old is not None and old.children is not None:
+                dirs = {"": root}
+            if kind == FILE:
+                children[name] = Node(entry, (index, path), entry)
+            elif kind == LINK:
+                target = _lookup(root, entry.target)
+                children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
+            else:
+                children[name] = Node(entry)
     return root
 
 
@@ -777,10 +797,19 @@ def inode_sizes(layers: list[list[Entry]]) -> dict[tuple[int, str], int]:
     return {(i, e.path): e.size for i, entries in enumerate(layers) for e in entries if e.kind == FILE}
 
 
-def waste(layers: list[list[Entry]], root: Node) -> dict:
+def visible_files(root: Node) -> list[tuple[str, Node]]:
+    """The regular files and hard links the final filesystem shows, with their paths: the
+    one walk of the tree that `waste` and `describe` share."""
+    return [(path, node) for path, node in walk(root)
+            if node.entry is not None and node.entry.kind in (FILE, LINK)]
+
+
+def waste(layers: list[list[Entry]], root: Node,
+          files: list[tuple[str, Node]] | None = None) -> dict:
     """Bytes of copies that no visible path reaches any more, and the biggest of them."""
     sizes = inode_sizes(layers)
-    visible = {n.inode for _, n in walk(root) if n.inode is not None}
+    visible = {n.inode for _, n in (visible_files(root) if files is None else files)
+               if n.inode is not None}
     lost = [(size, key) for key, size in sizes.items() if key not in visible and size]
     total = sum(sizes.values())
     wasted = sum(size for size, _ in lost)
@@ -970,54 +999,60 @@ def _image_path(config_env: list[str] | None) -> list[str]:
     return DEFAULT_PATH.split(":")
 
 
-@dataclass
-class _Visible:
-    """Totals over the visible files, each file's bytes counted once (hard links share them)."""
-    app_dir: str
-    counts: Counter = field(default_factory=Counter)
-    by_top: Counter = field(default_factory=Counter)
-    contents: Counter = field(default_factory=Counter)  # (size, digest) -> copies
-    setuid: list = field(default_factory=list)
-    seen: set = field(default_factory=set)
-
-    def add(self, path: str, node: Node) -> None:
-        in_app = path.startswith(f"{self.app_dir}/node_modules/")
-        self.counts["file_count"] += 1
-        if _PACKAGE_JSON.search(path):
-            self.counts["app_packages" if in_app else "other_packages"] += 1
-        if node.inode is None or node.inode in self.seen:
-            return
-        self.seen.add(node.inode)
-        size, mode = node.content.size, node.content.mode
-        self.counts["files_bytes"] += size
-        self.by_top[top_path(path, self.app_dir)] += size
-        if size:
-            self.contents[(size, node.content.digest)] += 1
+def _visible_totals(files: list[tuple[str, Node]], app: str) -> tuple[Counter, Counter, Counter, list]:
+    """Totals over the visible files, each file's bytes counted once (hard links share them):
+    counts, bytes by top path, copies by (size, digest), and the setuid/setgid files."""
+    counts: Counter = Counter()
+    by_top: Counter = Counter()
+    contents: Counter = Counter()  # (size, digest) -> copies
+    setuid = []
+    seen = set()
+    app_modules = f"{app}/node_modules/"
+    file_count = app_packages = other_packages = 0
+    for path, node in files:
+        in_app = path.startswith(app_modules)
+        file_count += 1
+        if path.endswith("/package.json") and _PACKAGE_JSON.search(path):
+            if in_app:
+                app_packages += 1
+            else:
+                other_packages += 1
+        inode = node.inode
+        if inode is None or inode in seen:
+            continue
+        seen.add(inode)
+        content = node.content
+        size = content.size
+        by_top[top_path(path, app)] += size
+        if content.mode & 0o6000:
+            setuid.append({"path": path, "mode": f"{content.mode & 0o7777:04o}"})
+        if not size:
+            continue
+        counts["files_bytes"] += size
+        contents[(size, content.digest)] += 1
         if "/node_modules/" in path:
-            self.counts["app_modules_bytes" if in_app else "other_modules_bytes"] += size
-        suffix = ".map" if path.endswith(".map") else ".d.ts" if path.endswith(".d.ts") else (
-            ".ts" if path.endswith(".ts") else "")
-        self.counts[suffix] += size
-        if mode & 0o6000:
-            self.setuid.append({"path": path, "mode": f"{mode & 0o7777:04o}"})
+            counts["app_modules_bytes" if in_app else "other_modules_bytes"] += size
+        if path.endswith(".ts"):
+            counts[".d.ts" if path.endswith(".d.ts") else ".ts"] += size
+        elif path.endswith(".map"):
+            counts[".map"] += size
+    counts.update(file_count=file_count, app_packages=app_packages, other_packages=other_packages)
+    return counts, by_top, contents, setuid
 
 
 def describe(root: Node, captured: list[dict[str, bytes]], *, app_dir: str,
-             dev_dependencies: Iterable[str], search_path: list[str]) -> dict:
+             dev_dependencies: Iterable[str], search_path: list[str],
+             files: list[tuple[str, Node]] | None = None) -> dict:
     """The visible files' totals and the facts a reviewer of a Dockerfile asks about."""
     app = app_dir.rstrip("/")
-    seen = _Visible(app)
-    for path, node in walk(root):
-        if _is_file(node):
-            seen.add(path, node)
-    c = seen.counts
+    c, by_top, contents, setuid = _visible_totals(visible_files(root) if files is None else files, app)
     db, packages = _package_db(root, captured)
     return {
         "file_count": c["file_count"],
         "files_bytes": c["files_bytes"],
-        "top_paths": [{"path": p, "bytes": b} for p, b in seen.by_top.most_common(TOP_PATHS)],
-        "duplicate_files": sum(n - 1 for n in seen.contents.values()),
-        "duplicate_bytes": sum(size * (n - 1) for (size, _), n in seen.contents.items()),
+        "top_paths": [{"path": p, "bytes": b} for p, b in by_top.most_common(TOP_PATHS)],
+        "duplicate_files": sum(n - 1 for n in contents.values()),
+        "duplicate_bytes": sum(size * (n - 1) for (size, _), n in contents.items()),
         "node_modules_bytes": c["app_modules_bytes"] + c["other_modules_bytes"],
         "app_node_modules_bytes": c["app_modules_bytes"],
         "other_node_modules_bytes": c["other_modules_bytes"],
@@ -1030,7 +1065,7 @@ def describe(root: Node, captured: list[dict[str, bytes]], *, app_dir: str,
         "source_map_bytes": c[".map"],
         "typescript_source_bytes": c[".ts"],
         "typescript_declaration_bytes": c[".d.ts"],
-        "setuid_files": sorted(seen.setuid, key=lambda f: f["path"]),
+        "setuid_files": sorted(setuid, key=lambda f: f["path"]),
         "has_shell": _is_file(resolve(root, "/bin/sh")),
         "package_managers": {
             manager: any(_is_file(resolve(root, f"{d}/{exe}")) for d in search_path for exe in exes)
@@ -1101,10 +1136,11 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
         stack = [scan.layers[d] for d in diff_ids]
         listings = [layer.entries for layer in stack]
         root = merge(listings)
+        files = visible_files(root)
         contents = {
-            **waste(listings, root),
+            **waste(listings, root, files),
             **dive_waste(listings),
-            **describe(root, [layer.captured for layer in stack], app_dir=app_dir,
+            **describe(root, [layer.captured for layer in stack], app_dir=app_dir, files=files,
                        dev_dependencies=app_dev_dependencies,
                        search_path=_image_path((attrs.get("Config") or {}).get("Env"))),
         }

@@ -101,6 +101,15 @@ def test_file_replaced_by_directory_and_back():
     assert run_merge(stack)["wasted_bytes"] == 110
 
 
+def test_directory_replaced_within_one_layer_forgets_its_members():
+    # merge remembers each layer's directories by path; a file over one must drop that memory
+    stack = [[Entry("d", DIR), file("d/x", 5), Entry("d/sub", DIR), file("d/sub/y", 3),
+              file("d", 9), file("d/z", 2), Entry("e", DIR), Entry("e", DIR), file("e/w", 4)]]
+    root = layers.merge(stack)
+    assert [p for p, _ in layers.walk(root)] == ["/d", "/d/z", "/e", "/e/w"]
+    assert run_merge(stack)["wasted_bytes"] == 5 + 3 + 9
+
+
 def test_identical_layer_twice_wastes_the_lower_copy():
     layer = [Entry("data", DIR), file("data/a", 10_000)]
     got = run_merge([layer, layer])
