@@ -247,13 +247,13 @@ def part_registry(client, image_id: str, analysis: dict, medians: dict, repeat: 
     total, estimate = sum(stored), sum(estimates)
     push = statistics.median(pushes)
     seconds = medians["analyze"]
-    print(f"total  {sum(l['tar_bytes'] for l in analysis['layers']) / 1e6:15.2f}  {total / 1e6:11.3f}  "
-          f"{estimate / 1e6:11.3f}  {(estimate - total) / total * 100:+7.3f}   (target within {TARGETS['error_pct']} %)")
     error = (estimate - total) / total * 100
+    print(f"total  {sum(l['tar_bytes'] for l in analysis['layers']) / 1e6:15.2f}  {total / 1e6:11.3f}  "
+          f"{estimate / 1e6:11.3f}  {error:+7.3f}   (target within {TARGETS['error_pct']} %)")
     verdicts = [(f"estimate within {TARGETS['error_pct']} % of the registry", abs(error) <= TARGETS["error_pct"],
-                     f"{error:+.3f} %"),
-                    (f"analysis / push <= {TARGETS['push']}", seconds / push <= TARGETS["push"],
-                     f"{seconds / push:.2f}")]
+                 f"{error:+.3f} %"),
+                (f"analysis / push <= {TARGETS['push']}", seconds / push <= TARGETS["push"],
+                 f"{seconds / push:.2f}")]
     print(f"push median {push:.2f} s over {repeat}; analyze_image {seconds:.2f} s (median): "
           f"estimate/push time {seconds / push:.2f} (target <= {TARGETS['push']}); the estimate's own share "
           f"(analyze minus analyze without it) {(seconds - medians['analyze_no_gzip']) / push:.2f}")

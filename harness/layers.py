@@ -504,22 +504,17 @@ class _LayerParser:
         self.parser = TarParser(self._member)
 
     def _member(self, member: Member, data: memoryview | None) -> Sink | None:
-        if data is not None and member.type in _REGULAR_TYPES:  # all of it at hand: the usual case
-            entry = _entry(member, xxh3_128_digest(data))
-            if entry is None:
-                return None
-            self.entries.append(entry)
-            if entry.kind == FILE and _wants_content(entry.path, entry.size):
-                self.captured[entry.path] = bytes(data)
-            return None
-        entry = _entry(member)
+        whole = data is not None and member.type in _REGULAR_TYPES  # the usual case: no streaming state
+        entry = _entry(member, xxh3_128_digest(data) if whole else b"")
         if entry is None:
             return None
         entries = self.entries
-        if entry.kind != FILE or not entry.size:
+        keep = entry.kind == FILE and _wants_content(entry.path, entry.size)
+        if whole or entry.kind != FILE or not entry.size:
             entries.append(entry)
+            if whole and keep:
+                self.captured[entry.path] = bytes(data)
             return None
-        keep = _wants_content(entry.path, entry.size)
         index = len(entries)
         entries.append(entry)
         digest = xxhash.xxh3_128()
@@ -800,8 +795,7 @@ def inode_sizes(layers: list[list[Entry]]) -> dict[tuple[int, str], int]:
 def visible_files(root: Node) -> list[tuple[str, Node]]:
     """The regular files and hard links the final filesystem shows, with their paths: the
     one walk of the tree that `waste` and `describe` share."""
-    return [(path, node) for path, node in walk(root)
-            if node.entry is not None and node.entry.kind in (FILE, LINK)]
+    return [(path, node) for path, node in walk(root) if _is_file(node)]
 
 
 def waste(layers: list[list[Entry]], root: Node,
