@@ -6,6 +6,7 @@ every byte the test chose, so each expected figure is computed from what was wri
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -383,6 +384,22 @@ def test_layer_summary_splits_bytes_by_where_they_live():
     assert (got["compressed_estimate_sampled"], got["compressed_estimate_fraction"]) == (None, None)
     other_app = layer.summary(app_dir="/usr/bin/")
     assert (other_app["app_bytes"], other_app["other_bytes"]) == (1000 + len("node"), 40 + 7 + 3)
+
+
+def test_collector_paused_restores_the_collector_as_it_was():
+    assert gc.isenabled()
+    with pytest.raises(HarnessError):
+        with layers.collector_paused():
+            assert not gc.isenabled()
+            raise HarnessError("the analysis failed")
+    assert gc.isenabled()  # back on after a failure too
+    gc.disable()
+    try:
+        with layers.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # whoever turned it off keeps it off
+    finally:
+        gc.enable()
 
 
 def test_layers_are_named_by_the_manifest_and_hashed_only_when_asked():
