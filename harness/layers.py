@@ -1115,6 +1115,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+@collector_paused()  # a context manager made by contextmanager also decorates
 def analyze_image(client: docker.DockerClient, image_id: str, *,
                   app_dev_dependencies: Iterable[str] = frozenset(),
                   estimate_compressed: bool = True, workers: int | None = None,
@@ -1133,15 +1134,6 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
 
     The stream is parsed on this thread while the estimate is compressed on `workers`
     threads; the merged filesystem is worked out while the last blocks are compressed."""
-    with collector_paused():
-        return _analyze_image(client, image_id, app_dev_dependencies=app_dev_dependencies,
-                              estimate_compressed=estimate_compressed, workers=workers,
-                              cache=cache, app_dir=app_dir, verify_diff_ids=verify_diff_ids)
-
-
-def _analyze_image(client: docker.DockerClient, image_id: str, *, app_dev_dependencies: Iterable[str],
-                   estimate_compressed: bool, workers: int | None, cache: dict[str, dict] | None,
-                   app_dir: str, verify_diff_ids: bool) -> dict:
     start = time.perf_counter()
     attrs = client.api.inspect_image(image_id)
     diff_ids = list(attrs["RootFS"]["Layers"])
