@@ -65,6 +65,11 @@ from zlib_ng import zlib_ng
 
 from .errors import HarnessError
 
+try:  # the C parse of plain members (harness/_tarscan.c), built at install when a compiler is there
+    from . import _tarscan
+except ImportError:
+    _tarscan = None
+
 GZIP_LEVEL = 6  # what the engine pushes with: Go's compress/gzip default
 GZIP_FRAMING_BYTES = 18  # gzip header (10) and trailer (8) around the deflate stream
 DEFLATE_WINDOW_BYTES = 32 * 1024
@@ -231,8 +236,10 @@ class TarParser:
     Reads ustar and GNU headers, pax (`x`, `g`) path/linkpath/size records and GNU long
     names, the way tarfile does; stops at the first zero block and ignores what follows."""
 
-    def __init__(self, on_member: Callable[[Member, memoryview | None], Sink | None]):
+    def __init__(self, on_member: Callable[[Member, memoryview | None], Sink | None],
+                 fast: Callable[[memoryview, int], int] | None = None):
         self._on_member = on_member
+        self._fast = fast  # takes what plain members it can from a position, returns where it stopped
         self._header = bytearray()
         self._remaining = 0
         self._pad = 0
@@ -269,6 +276,11 @@ class TarParser:
                     self._header.clear()
                     self._start_member(block, mv, pos)
             else:
+                if self._fast is not None and not self._next and not self._global:
+                    stop = self._fast(mv, pos)
+                    if stop != pos:
+                        pos = stop
+                        continue
                 pos += 512
                 self._start_member(mv[pos - 512:pos].tobytes(), mv, pos)
 
@@ -489,6 +501,10 @@ def _entry(member: Member, digest: bytes = b"") -> Entry | None:
     return Entry(path, OTHER, 0, member.mode)
 
 
+_KINDS = (FILE, LINK, SYMLINK, DIR, OTHER)  # the order _tarscan.scan takes them in
+_KEPT = (APK_DB.encode(), DPKG_STATUS.encode())  # prefixes of every path _wants_content keeps
+
+
 def _wants_content(path: str, size: int) -> bool:
     return size <= CAPTURE_LIMIT_BYTES and (
         path in (APK_DB, DPKG_STATUS) or path.startswith(DPKG_STATUS_DIR + "/"))
@@ -500,10 +516,12 @@ class _LayerParser:
     Each regular file's content is hashed (xxh3-128, ~7 GB/s here against blake2b's 0.8)
     to find duplicates."""
 
-    def __init__(self):
+    def __init__(self, fast: bool = True):
         self.entries: list[Entry] = []
         self.captured: dict[str, bytes] = {}
-        self.parser = TarParser(self._member)
+        scan = _tarscan.scan if fast and _tarscan is not None else None
+        self.parser = TarParser(self._member, None if scan is None else (
+            lambda mv, pos: scan(mv, pos, self.entries, xxh3_128_digest, Entry, _KINDS, _KEPT)))
 
     def _member(self, member: Member, data: memoryview | None) -> Sink | None:
         whole = data is not None and member.type in _REGULAR_TYPES  # the usual case: no streaming state

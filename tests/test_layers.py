@@ -280,23 +280,60 @@ def varied_tar(fmt: int, **kw) -> bytes:
     return tar_bytes(members, fmt, **kw)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["with-c-scan", "python-only"])
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
-def test_tar_parser_reads_what_tarfile_reads(fmt):
+def test_tar_parser_reads_what_tarfile_reads(fmt, fast):
     if fmt == tarfile.USTAR_FORMAT:  # no long link names: ustar splits long paths only
         data = tar_bytes([("a/" + "d" * 90 + "/" + "f" * 90, "file", b"z" * 10, 0o644),
                           ("short", "file", b"y", 0o644)], fmt)
     else:
         data = varied_tar(fmt)
     expected = reference_entries(data)
-    assert layers.read_layer(io.BytesIO(data)) == expected
+    if fast:
+        assert layers.read_layer(io.BytesIO(data)) == expected
     for piece in (1, 511, 513, 4096, 99_991):  # any cut of the stream reads the same
-        layer = layers._LayerParser()
+        layer = layers._LayerParser(fast)
         view = memoryview(data if piece > 1 else data[:40_000])
         for i in range(0, len(view), piece):
             layer.parser.feed(view[i:i + piece])
         if piece > 1:
             layer.parser.finish()
             assert (layer.entries, layer.captured) == expected
+
+
+def test_c_scan_is_built_and_takes_plain_members(monkeypatch):
+    """The C scan is optional at install, but a CI install that lost it would halve the
+    parse's speed unnoticed. When present, it reads plain members itself: only what it
+    leaves (a whiteout, a "./" name, dpkg's status, pax records, a member cut by the
+    piece's end) reaches the Python parser."""
+    if layers._tarscan is None:
+        assert os.environ.get("CI") != "true", "harness/_tarscan.c was not built: is a C compiler installed?"
+        pytest.skip("harness._tarscan not built (no C compiler at install)")
+    slow = []
+    original = layers._LayerParser._member
+    monkeypatch.setattr(layers._LayerParser, "_member",
+                        lambda self, m, d: slow.append(m.name) or original(self, m, d))
+    long_dir = "srv/" + "/".join(f"directory-with-a-long-name-{i}" for i in range(3))
+    plain = [("usr/", "dir", None, 0o755), ("usr/bin/dash", "file", blob("dash", 700), 0o755),
+             ("usr/bin/sh", "sym", "dash", 0o777), ("usr/bin/hard", "hard", "usr/bin/dash", 0o755),
+             ("usr/bin/empty", "file", b"", 0o644), ("dev/fifo", "fifo", None, 0o600),
+             (long_dir + "/in-a-ustar-prefix.txt", "file", b"p" * 10, 0o644),
+             ("usr/share/caf\u00e9.txt", "file", b"x", 0o644)]
+    odd = [("./app/x", "file", b"x", 0o644), ("opt/.wh.old", "file", b"", 0o644),
+           ("var/lib/dpkg/status", "file", b"Package: a\n", 0o644)]
+    data = tar_bytes(plain + odd, tarfile.USTAR_FORMAT)
+    # a v7-style directory: typeflag NUL and a trailing slash (checksum recomputed)
+    v7 = bytearray(tar_bytes([("etc/conf.d/", "dir", None, 0o755)], tarfile.USTAR_FORMAT)[:512])
+    v7[156:157] = b"\0"
+    v7[148:156] = b" " * 8
+    v7[148:156] = b"%06o\0 " % sum(v7)
+    data = bytes(v7) + data
+    layer = layers._LayerParser(True)
+    layer.parser.feed(data)
+    layer.parser.finish()
+    assert (layer.entries, layer.captured) == reference_entries(data)
+    assert layer.entries[0] == Entry("etc/conf.d", DIR, 0, 0o755)
+    assert slow == ["./app/x", "opt/.wh.old", "var/lib/dpkg/status"]
 
 
 def test_tar_parser_global_pax_header_and_trailing_bytes():
