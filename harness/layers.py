@@ -841,39 +841,37 @@ def waste(layers: list[list[Entry]], root: Node,
 
 
 class _DiveLayer(NamedTuple):
-    """One layer as dive's tree holds it: path -> (is_dir, size), and its whiteouts.
+    """One layer as dive's tree holds it: path -> (is_dir, size), its whiteouts, and the
+    paths that are some node's parent (so not leaves).
 
     Directories dive creates for a path's parents carry an empty payload (not a dir);
     opaque markers are dropped (their directory stays)."""
     nodes: dict[str, tuple[bool, int]]
     whiteouts: list[str]
+    parents: set[str]
 
 
 def _dive_layer(entries: list[Entry]) -> _DiveLayer:
-    layer = _DiveLayer({}, [])
+    nodes: dict[str, tuple[bool, int]] = {}
+    whiteouts: list[str] = []
+    parents: set[str] = set()
     for e in entries:
-        head = e.path.rpartition("/")[0]
-        while head and head not in layer.nodes:
-            layer.nodes[head] = (False, 0)
+        path = e.path
+        head = path.rpartition("/")[0]
+        parents.add(head)
+        while head and head not in nodes:
+            nodes[head] = (False, 0)
             head = head.rpartition("/")[0]
-        if e.kind == WHITEOUT:
-            layer.whiteouts.append(e.path)
-        elif e.kind == OPAQUE:
-            if e.path:
-                layer.nodes.setdefault(e.path, (False, 0))
+            parents.add(head)
+        kind = e.kind
+        if kind == WHITEOUT:
+            whiteouts.append(path)
+        elif kind == OPAQUE:
+            if path:
+                nodes.setdefault(path, (False, 0))
         else:
-            layer.nodes[e.path] = (e.kind == DIR, e.size)
-    return layer
-
-
-def _dive_leaves(layer: _DiveLayer) -> Iterator[tuple[str, int | None]]:
-    """Leaf paths with their size; None for a whiteout (sized against the layers below)."""
-    parents = {p.rpartition("/")[0] for p in [*layer.nodes, *layer.whiteouts]}
-    for path, (_, size) in layer.nodes.items():
-        if path not in parents:
-            yield path, size
-    for path in layer.whiteouts:
-        yield path, None
+            nodes[path] = (kind == DIR, e.size)
+    return _DiveLayer(nodes, whiteouts, parents)
 
 
 class _DiveStack:
@@ -911,19 +909,33 @@ class _DiveStack:
 def dive_waste(layers: list[list[Entry]]) -> dict:
     """dive 0.13's wastedBytes and efficiency score, computed as dive does (see the module doc).
 
+    Each layer's leaves are its nodes that are no other node's parent, and its whiteouts
+    (sized by what they remove from the layers below: the only use of the merged stack,
+    so it is kept only up to the last layer with a whiteout). A path's first copy goes
+    in `first`, later ones in `more`: most paths have one.
+
     One difference kept on purpose: where dive meets a whiteout for a path no lower
     layer has, it stops reading that layer; here the whiteout counts 0 and reading goes on."""
-    copies: dict[str, list[int]] = {}
+    dive_layers = [_dive_layer(entries) for entries in layers]
+    stacked = max((i for i, layer in enumerate(dive_layers) if layer.whiteouts), default=0)
+    first: dict[str, int] = {}
+    more: dict[str, list[int]] = {}
     below = _DiveStack()
-    for entries in layers:
-        layer = _dive_layer(entries)
-        for path, size in _dive_leaves(layer):
-            copies.setdefault(path, []).append(below.whiteout_size(path) if size is None else size)
-        below.stack(layer)
-    cumulative = sum(sum(sizes) for sizes in copies.values())
-    smallest = sum(min(sizes) for sizes in copies.values())
+    for index, layer in enumerate(dive_layers):
+        parents = layer.parents
+        leaves = [(path, size) for path, (_, size) in layer.nodes.items() if path not in parents]
+        leaves += [(path, below.whiteout_size(path)) for path in layer.whiteouts]
+        for path, size in leaves:
+            if path in first:
+                more.setdefault(path, [first[path]]).append(size)
+            else:
+                first[path] = size
+        if index < stacked:
+            below.stack(layer)
+    cumulative = sum(first.values()) + sum(sum(sizes[1:]) for sizes in more.values())
+    smallest = cumulative - sum(sum(sizes) - min(sizes) for sizes in more.values())
     return {
-        "dive_wasted_bytes": sum(sum(s) for s in copies.values() if len(s) > 1),
+        "dive_wasted_bytes": sum(sum(sizes) for sizes in more.values()),
         "dive_efficiency": smallest / cumulative if cumulative else 1.0,
     }
 
@@ -1013,16 +1025,22 @@ def _image_path(config_env: list[str] | None) -> list[str]:
     return DEFAULT_PATH.split(":")
 
 
-def _visible_totals(files: list[tuple[str, Node]], app: str) -> tuple[Counter, Counter, Counter, list]:
+def _visible_totals(files: list[tuple[str, Node]], app: str) -> tuple[Counter, Counter, dict, list]:
     """Totals over the visible files, each file's bytes counted once (hard links share them):
-    counts, bytes by top path, copies by (size, digest), and the setuid/setgid files."""
+    counts, bytes by top path, copies by (size, digest), and the setuid/setgid files.
+
+    Bytes by top path are summed by directory first and grouped once per directory: a
+    file's group depends only on its directory, except directly under the app directory,
+    /usr or the root, where the file is its own group."""
     counts: Counter = Counter()
+    by_dir: dict[str, int] = {}  # plain dicts where most keys are new: Counter's __missing__ is Python
     by_top: Counter = Counter()
-    contents: Counter = Counter()  # (size, digest) -> copies
+    contents: dict[tuple[int, bytes], int] = {}  # (size, digest) -> copies
     setuid = []
     seen = set()
     app_modules = f"{app}/node_modules/"
-    file_count = app_packages = other_packages = 0
+    shallow = {app, "/usr", ""}
+    file_count = app_packages = other_packages = files_bytes = app_modules_bytes = other_modules_bytes = 0
     for path, node in files:
         in_app = path.startswith(app_modules)
         file_count += 1
@@ -1037,20 +1055,31 @@ def _visible_totals(files: list[tuple[str, Node]], app: str) -> tuple[Counter, C
         seen.add(inode)
         content = node.content
         size = content.size
-        by_top[top_path(path, app)] += size
+        head = path.rpartition("/")[0]
+        if head in shallow:
+            by_top[top_path(path, app)] += size
+        else:
+            by_dir[head] = by_dir.get(head, 0) + size
         if content.mode & 0o6000:
             setuid.append({"path": path, "mode": f"{content.mode & 0o7777:04o}"})
         if not size:
             continue
-        counts["files_bytes"] += size
-        contents[(size, content.digest)] += 1
-        if "/node_modules/" in path:
-            counts["app_modules_bytes" if in_app else "other_modules_bytes"] += size
+        files_bytes += size
+        key = (size, content.digest)
+        contents[key] = contents.get(key, 0) + 1
+        if in_app:
+            app_modules_bytes += size
+        elif "/node_modules/" in path:
+            other_modules_bytes += size
         if path.endswith(".ts"):
             counts[".d.ts" if path.endswith(".d.ts") else ".ts"] += size
         elif path.endswith(".map"):
             counts[".map"] += size
-    counts.update(file_count=file_count, app_packages=app_packages, other_packages=other_packages)
+    for head, size in by_dir.items():
+        by_top[top_path(head, app)] += size
+    counts.update(file_count=file_count, app_packages=app_packages, other_packages=other_packages,
+                  files_bytes=files_bytes, app_modules_bytes=app_modules_bytes,
+                  other_modules_bytes=other_modules_bytes)
     return counts, by_top, contents, setuid
 
 
