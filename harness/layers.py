@@ -815,7 +815,8 @@ def inode_sizes(layers: list[list[Entry]]) -> dict[tuple[int, str], int]:
 def visible_files(root: Node) -> list[tuple[str, Node]]:
     """The regular files and hard links the final filesystem shows, with their paths: the
     one walk of the tree that `waste` and `describe` share."""
-    return [(path, node) for path, node in walk(root) if _is_file(node)]
+    kinds = (FILE, LINK)  # _is_file, inline: this runs once per path of the image
+    return [(path, node) for path, node in walk(root) if node.entry is not None and node.entry.kind in kinds]
 
 
 def waste(layers: list[list[Entry]], root: Node,
