@@ -6,8 +6,8 @@
  * base-256 numbers, checksums that need the signed reading, names that need
  * normalising ("." and ".." components, "//"), whiteouts, the package databases the
  * analysis keeps whole, members cut by the end of the block, the end-of-archive block.
- * So this file only has to be right about what it accepts; tests compare both parsers
- * entry for entry on real layers.
+ * So this file only has to be right about what it accepts; tests run the tarfile oracle
+ * through both parsers, and compare them entry for entry on the stand-ins' real layers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
