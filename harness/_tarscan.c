@@ -36,19 +36,27 @@ static long long octal(const unsigned char *p, int n)
     return v;
 }
 
-/* Whether the name needs more than stripping its slashes: an empty, "." or ".."
- * component, or a whiteout's ".wh." base name. */
+/* The name without its leading and trailing slashes, as (start, length). */
+static void stripped(const char *s, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *len)
+{
+    Py_ssize_t a = 0;
+    while (a < n && s[a] == '/')
+        a++;
+    while (n > a && s[n - 1] == '/')
+        n--;
+    *start = a;
+    *len = n - a;
+}
+
+/* Whether a name, its leading and trailing slashes stripped, needs more: it is empty
+ * (the root, which the Python side skips), has an empty, "." or ".." component, or is a
+ * whiteout (a ".wh." base name). */
 static int irregular(const char *s, Py_ssize_t n)
 {
-    Py_ssize_t start = 0, i;
-    while (start < n && s[start] == '/')
-        start++;
-    while (n > start && s[n - 1] == '/')
-        n--;
-    if (start == n)
-        return 1; /* nothing left: the root, which the Python side skips */
-    Py_ssize_t comp = start;
-    for (i = start; i <= n; i++) {
+    Py_ssize_t comp = 0, i;
+    if (n == 0)
+        return 1;
+    for (i = 0; i <= n; i++) {
         if (i == n || s[i] == '/') {
             Py_ssize_t len = i - comp;
             if (len == 0 || (len == 1 && s[comp] == '.') ||
@@ -60,18 +68,6 @@ static int irregular(const char *s, Py_ssize_t n)
         }
     }
     return 0;
-}
-
-/* The name without its leading and trailing slashes, as (start, length). */
-static void stripped(const char *s, Py_ssize_t n, Py_ssize_t *start, Py_ssize_t *len)
-{
-    Py_ssize_t a = 0;
-    while (a < n && s[a] == '/')
-        a++;
-    while (n > a && s[n - 1] == '/')
-        n--;
-    *start = a;
-    *len = n - a;
 }
 
 static PyObject *text(const char *s, Py_ssize_t n)
@@ -173,7 +169,9 @@ static PyObject *scan(PyObject *self, PyObject *args)
         } else {
             memcpy(name, h, n);
         }
-        if (irregular(name, n))
+        Py_ssize_t start, len;
+        stripped(name, n, &start, &len);
+        if (irregular(name + start, len))
             break;
         if (type == '\0' && name[n - 1] == '/')
             type = '5';
@@ -185,16 +183,14 @@ static PyObject *scan(PyObject *self, PyObject *args)
         Py_ssize_t next = pos + BLOCK + (Py_ssize_t)((size + BLOCK - 1) / BLOCK * BLOCK);
         if (next > end)
             break; /* data cut by the end of the block: streamed by the Python parser */
-        Py_ssize_t start, len;
-        stripped(name, n, &start, &len);
         if (type != '5' && kept(name + start, len, prefixes))
             break;
         const char *link = (const char *)h + 157;
         Py_ssize_t link_len = strnlen(link, 100), lstart = 0, llen = link_len;
         if (type == '1') {
-            if (irregular(link, link_len))
-                break;
             stripped(link, link_len, &lstart, &llen);
+            if (irregular(link + lstart, llen))
+                break;
         }
         PyObject *path = text(name + start, len);
         if (path == NULL)

@@ -91,6 +91,7 @@ _PACKAGE_JSON = re.compile(r"(?:^|/)node_modules/(?:@[^/]+/)?[^/.@][^/]*/package
 
 FILE, LINK, SYMLINK, DIR, WHITEOUT, OPAQUE, OTHER = (
     "file", "hardlink", "symlink", "dir", "whiteout", "opaque", "other")
+_FILE_KINDS = (FILE, LINK)  # what shows a regular file's bytes
 
 
 class Entry(NamedTuple):
@@ -815,8 +816,8 @@ def inode_sizes(layers: list[list[Entry]]) -> dict[tuple[int, str], int]:
 def visible_files(root: Node) -> list[tuple[str, Node]]:
     """The regular files and hard links the final filesystem shows, with their paths: the
     one walk of the tree that `waste` and `describe` share."""
-    kinds = (FILE, LINK)  # _is_file, inline: this runs once per path of the image
-    return [(path, node) for path, node in walk(root) if node.entry is not None and node.entry.kind in kinds]
+    return [(path, node) for path, node in walk(root)  # _is_file inline: once per path of the image
+            if node.entry is not None and node.entry.kind in _FILE_KINDS]
 
 
 def waste(layers: list[list[Entry]], root: Node,
@@ -974,7 +975,7 @@ def resolve(root: Node, path: str) -> Node | None:
 
 
 def _is_file(node: Node | None) -> bool:
-    return node is not None and node.kind in (FILE, LINK)
+    return node is not None and node.kind in _FILE_KINDS
 
 
 def top_path(path: str, app_dir: str) -> str:

@@ -306,9 +306,7 @@ def test_c_scan_is_built_and_takes_plain_members(monkeypatch):
     parse's speed unnoticed. When present, it reads plain members itself: only what it
     leaves (a whiteout, a "./" name, dpkg's status, pax records, a member cut by the
     piece's end) reaches the Python parser."""
-    if layers._tarscan is None:
-        assert os.environ.get("CI") != "true", "harness/_tarscan.c was not built: is a C compiler installed?"
-        pytest.skip("harness._tarscan not built (no C compiler at install)")
+    require(layers._tarscan is not None, "harness._tarscan not built (no C compiler at install)")
     slow = []
     original = layers._LayerParser._member
     monkeypatch.setattr(layers._LayerParser, "_member",
@@ -585,9 +583,7 @@ def test_c_scan_and_python_parser_agree_on_real_layers(docker_client, standins_b
     """Both parsers, entry for entry, on every layer of the alpine and distroless stand-ins
     (apk's database, dpkg's status.d files, tens of thousands of real members), fed in the
     1 MiB blocks the analysis uses."""
-    if layers._tarscan is None:
-        assert os.environ.get("CI") != "true", "harness/_tarscan.c was not built"
-        pytest.skip("harness._tarscan not built (no C compiler at install)")
+    require(layers._tarscan is not None, "harness._tarscan not built (no C compiler at install)")
     checked = 0
     for recipe in standins.load_recipes().values():
         if recipe.stands_in_for not in ("node:20-alpine", "gcr.io/distroless/nodejs20-debian12"):
