@@ -15,7 +15,7 @@ test: setup engine  ## every test, against a real engine
 
 setup: $(BIN)/.installed
 
-$(BIN)/.installed: pyproject.toml harness/_tarscan.c
+$(BIN)/.installed: pyproject.toml harness/_tarscan.c harness/_drain.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@

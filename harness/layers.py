@@ -64,6 +64,7 @@ from xxhash import xxh3_128_digest
 from zlib_ng import zlib_ng
 
 from .errors import HarnessError
+from .save_stream import save_stream
 
 try:  # the C parse of plain members (harness/_tarscan.c), built at install when a compiler is there
     from . import _tarscan
@@ -1192,7 +1193,7 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     try:
         slots, hash_slots = threading.Semaphore(2 * workers), threading.Semaphore(HASH_SLOTS)
-        scan = _scan_stream(client.api.get_image(image_id), known,
+        scan = _scan_stream(save_stream(client, image_id), known,
                             (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
                             (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None)
         dirs = _resolve(scan, diff_ids)
