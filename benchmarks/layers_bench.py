@@ -221,7 +221,7 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
           f"{med['tail']:.2f} s after the last   CPU {med['cpu_analyze']:.2f} s")
     print(f"  analyze_image, no estimate   {med['analyze_no_gzip']:8.2f} s                       CPU {med['cpu_no_gzip']:.2f} s")
     print(f"  analyze_image, warm cache    {med['analyze_warm']:8.2f} s   (every layer seen before)")
-    print(f"  stream read, nothing parsed  {med['read']:8.2f} s   (SDK, this process)  CPU {med['cpu_read']:.2f} s")
+    print(f"  stream read, nothing parsed  {med['read']:8.2f} s   (harness reader)     CPU {med['cpu_read']:.2f} s")
     print(f"  dive --ci --json             {med['dive']:8.2f} s                       CPU {med['cpu_dive']:.2f} s")
 
     def ratio(a: str, b: str) -> float:
