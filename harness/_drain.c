@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #define SCRATCH (256 * 1024)
@@ -183,23 +184,24 @@ static void *run(void *arg)
         fail(d, "out of memory");
         goto out;
     }
+    /* A blocking receive that gives up at every tick to look whether it should stop: one
+     * call per wake-up. A socket left non-blocking waits in poll instead. */
+    struct timeval tick = {0, TICK_MS * 1000};
+    setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
     while (d->state != DONE) {
-        struct pollfd pfd = {d->fd, POLLIN, 0};
-        int ready = poll(&pfd, 1, TICK_MS);
         pthread_mutex_lock(&d->mu);
         int stop = d->stop;
         pthread_mutex_unlock(&d->mu);
         if (stop)
             goto out;
-        if (ready < 0 && errno != EINTR) {
-            fail(d, strerror(errno));
-            goto out;
-        }
-        if (ready <= 0)
-            continue;
         ssize_t got = recv(d->fd, buf, SCRATCH, 0);
         if (got < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pfd = {d->fd, POLLIN, 0};
+                poll(&pfd, 1, TICK_MS);
+                continue;
+            }
+            if (errno == EINTR)
                 continue;
             fail(d, strerror(errno));
             goto out;

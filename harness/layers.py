@@ -64,7 +64,7 @@ from xxhash import xxh3_128_digest
 from zlib_ng import zlib_ng
 
 from .errors import HarnessError
-from .save_stream import save_stream
+from .save_stream import consume_aside, save_stream
 
 try:  # the C parse of plain members (harness/_tarscan.c), built at install when a compiler is there
     from . import _tarscan
@@ -118,6 +118,7 @@ class LayerIndex:
     tar_bytes: int
     compressed_estimate_bytes: int | None = None
     compressed_sampled_bytes: int | None = None  # bytes of the layer the estimate compressed
+    dive: _DiveLayer | None = None  # dive's view of it, when gathered as it streamed
 
     def summary(self, app_dir: str = "/app") -> dict:
         """The layer's figures. Its `size_bytes` (what the engine counts: regular files, and
@@ -521,6 +522,7 @@ class _LayerParser:
     def __init__(self, fast: bool = True):
         self.entries: list[Entry] = []
         self.captured: dict[str, bytes] = {}
+        self.open = 0  # 1 while the last entry's member streams: its digest is not final
         scan = _tarscan.scan if fast and _tarscan is not None else None
         self.parser = TarParser(self._member, None if scan is None else (
             lambda mv, pos: scan(mv, pos, self.entries, xxh3_128_digest, Entry, _KINDS, _KEPT)))
@@ -539,10 +541,12 @@ class _LayerParser:
             return None
         index = len(entries)
         entries.append(entry)
+        self.open = 1
         digest = xxhash.xxh3_128()
         if not keep:
             def close() -> None:
                 entries[index] = entry._replace(digest=digest.digest())
+                self.open = 0
             return digest.update, close
         kept: list[bytes] = []
 
@@ -553,6 +557,7 @@ class _LayerParser:
         def close_kept() -> None:
             entries[index] = entry._replace(digest=digest.digest())
             self.captured[entry.path] = b"".join(kept)
+            self.open = 0
         return write_kept, close_kept
 
 
@@ -571,6 +576,7 @@ class _LayerReader:
 
     def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None):
         self.layer = _LayerParser()
+        self.facts = _LayerFacts()
         self.hasher = hasher
         self.sizer = sizer
         self.tar_bytes = 0
@@ -587,6 +593,7 @@ class _LayerReader:
     def close(self) -> None:
         self._flush(final=True)
         self.layer.parser.finish()
+        self.facts.take(self.layer.entries, 0)
         if self.sizer is not None:
             self.estimate = self.sizer.finish()
 
@@ -603,6 +610,7 @@ class _LayerReader:
             if self.sizer is not None:
                 self.sizer.feed(block)
             self.layer.parser.feed(block)
+            self.facts.take(self.layer.entries, self.layer.open)
             self.tar_bytes += len(block)
         rest = data[end:]
         self._pending = [rest] if len(rest) else []
@@ -616,6 +624,7 @@ class _Scan:
     readers: list[tuple[str, _LayerReader]] = field(default_factory=list)
     cached: dict[str, LayerIndex] = field(default_factory=dict)  # by save directory
     layers: dict[str, LayerIndex] = field(default_factory=dict)  # by diff id, once resolved
+    trees: dict[str, Node] = field(default_factory=dict)  # each read layer's as the bottom, by diff id
     pending_sizes: dict[str, Callable[[], int]] = field(default_factory=dict)
     manifest: list | None = None
     bytes_read: int = 0
@@ -697,7 +706,8 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
             if seen != diff_id:
                 raise HarnessError(f"save directory {layer_dir} holds {seen}, RootFS says {diff_id}")
         scan.layers[diff_id] = LayerIndex(diff_id, reader.layer.entries, reader.layer.captured,
-                                          reader.tar_bytes)
+                                          reader.tar_bytes, dive=reader.facts.dive)
+        scan.trees[diff_id] = reader.facts.root
         if reader.estimate is not None:
             scan.pending_sizes[diff_id] = reader.estimate
             scan.layers[diff_id].compressed_sampled_bytes = reader.sizer.sampled_bytes
@@ -749,48 +759,65 @@ def _directory(root: Node, path: str) -> Node:
     return node
 
 
-def merge(layers: list[list[Entry]]) -> Node:
-    """The final filesystem: each layer's whiteouts act on the layers below, then its entries land."""
-    root = Node(children={})
+def _whiteouts(root: Node, entries: list[Entry]) -> None:
+    """A layer's whiteouts and opaque markers, acting on the layers below."""
+    for entry in entries:
+        if entry.kind == WHITEOUT:
+            parent = _lookup(root, posixpath.dirname(entry.path))
+            if parent is not None and parent.children:
+                parent.children.pop(posixpath.basename(entry.path), None)
+        elif entry.kind == OPAQUE:
+            node = _lookup(root, entry.path)
+            if node is not None and node.children is not None:
+                node.children = {}
+
+
+def _land(root: Node, dirs: dict[str, Node], index: int, entries: list[Entry]) -> dict[str, Node]:
+    """A layer's entries (not its whiteouts) onto the tree, the layer at `index` of the stack.
+
+    `dirs` holds the directories found or made for the layer's entries so far, by path: each
+    entry's parent is one lookup. A directory that replaces one keeps its children's dict,
+    so what is remembered stays live; anything else that replaces a directory forgets it
+    all. Returned, to go on with the layer's next entries."""
+    for entry in entries:
+        kind = entry.kind
+        if kind == WHITEOUT or kind == OPAQUE:
+            continue
+        path = entry.path
+        head, _, name = path.rpartition("/")
+        parent = dirs.get(head)
+        if parent is None:
+            parent = dirs[head] = _directory(root, head)
+        children = parent.children
+        old = children.get(name)
+        if kind == DIR:
+            node = children[name] = Node(
+                entry, children=old.children if old and old.children is not None else {})
+            dirs[path] = node
+            continue
+        if old is not None and old.children is not None:
+            dirs = {"": root}
+        if kind == FILE:
+            children[name] = Node(entry, (index, path), entry)
+        elif kind == LINK:
+            target = _lookup(root, entry.target)
+            children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
+        else:
+            children[name] = Node(entry)
+    return dirs
+
+
+def merge(layers: list[list[Entry]], bottom: Node | None = None) -> Node:
+    """The final filesystem: each layer's whiteouts act on the layers below, then its entries land.
+
+    `bottom`: the first layer's tree when it was built already (_LayerFacts.root); it is
+    built on, not copied."""
+    root = Node(children={}) if bottom is None else bottom
     for index, entries in enumerate(layers):
-        for entry in entries:
-            if entry.kind == WHITEOUT:
-                parent = _lookup(root, posixpath.dirname(entry.path))
-                if parent is not None and parent.children:
-                    parent.children.pop(posixpath.basename(entry.path), None)
-            elif entry.kind == OPAQUE:
-                node = _lookup(root, entry.path)
-                if node is not None and node.children is not None:
-                    node.children = {}
-        # Directories found or made for this layer's entries, by path: each entry's parent is
-        # one lookup. A directory that replaces one keeps its children's dict, so what is
-        # remembered stays live; anything else that replaces a directory forgets it all.
-        dirs: dict[str, Node] = {"": root}
-        for entry in entries:
-            kind = entry.kind
-            if kind == WHITEOUT or kind == OPAQUE:
-                continue
-            path = entry.path
-            head, _, name = path.rpartition("/")
-            parent = dirs.get(head)
-            if parent is None:
-                parent = dirs[head] = _directory(root, head)
-            children = parent.children
-            old = children.get(name)
-            if kind == DIR:
-                node = children[name] = Node(
-                    entry, children=old.children if old and old.children is not None else {})
-                dirs[path] = node
-                continue
-            if old is not None and old.children is not None:
-                dirs = {"": root}
-            if kind == FILE:
-                children[name] = Node(entry, (index, path), entry)
-            elif kind == LINK:
-                target = _lookup(root, entry.target)
-                children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
-            else:
-                children[name] = Node(entry)
+        if index == 0 and bottom is not None:
+            continue
+        _whiteouts(root, entries)
+        _land(root, {"": root}, index, entries)
     return root
 
 
@@ -855,9 +882,12 @@ class _DiveLayer(NamedTuple):
 
 
 def _dive_layer(entries: list[Entry]) -> _DiveLayer:
-    nodes: dict[str, tuple[bool, int]] = {}
-    whiteouts: list[str] = []
-    parents: set[str] = set()
+    return _dive_add(_DiveLayer({}, [], set()), entries)
+
+
+def _dive_add(layer: _DiveLayer, entries: list[Entry]) -> _DiveLayer:
+    """`layer` with more of its entries, in their order in the tar."""
+    nodes, whiteouts, parents = layer
     for e in entries:
         path = e.path
         head = path.rpartition("/")[0]
@@ -874,7 +904,31 @@ def _dive_layer(entries: list[Entry]) -> _DiveLayer:
                 nodes.setdefault(path, (False, 0))
         else:
             nodes[path] = (kind == DIR, e.size)
-    return _DiveLayer(nodes, whiteouts, parents)
+    return layer
+
+
+class _LayerFacts:
+    """What one layer shows on its own, whatever its place in the stack, gathered block by
+    block as it streams in rather than after the last byte: dive's view of it, and its
+    filesystem as the bottom of a stack (the merge starts from it when it is). The stream
+    is drained on a thread of its own (harness._drain), so this fills the parse's waits
+    for the engine."""
+
+    def __init__(self):
+        self.dive = _DiveLayer({}, [], set())
+        self.root = Node(children={})
+        self._dirs: dict[str, Node] = {"": self.root}
+        self._taken = 0
+
+    def take(self, entries: list[Entry], still_open: int) -> None:
+        """The entries not taken yet, but for the last `still_open` (a member that is still
+        streaming: its digest is not known yet)."""
+        end = len(entries) - still_open
+        if end > self._taken:
+            new = entries[self._taken:end]
+            self._taken = end
+            _dive_add(self.dive, new)
+            self._dirs = _land(self.root, self._dirs, 0, new)  # whiteouts: none below the bottom
 
 
 class _DiveStack:
@@ -909,8 +963,9 @@ class _DiveStack:
             todo.extend(self.children.get(p, ()))
 
 
-def dive_waste(layers: list[list[Entry]]) -> dict:
+def dive_waste(layers: list[list[Entry]], dive_layers: list[_DiveLayer | None] | None = None) -> dict:
     """dive 0.13's wastedBytes and efficiency score, computed as dive does (see the module doc).
+    `dive_layers`: each layer's _DiveLayer where it was gathered already (None: made here).
 
     Each layer's leaves are its nodes that are no other node's parent, and its whiteouts
     (sized by what they remove from the layers below: the only use of the merged stack,
@@ -919,7 +974,8 @@ def dive_waste(layers: list[list[Entry]]) -> dict:
 
     One difference kept on purpose: where dive meets a whiteout for a path no lower
     layer has, it stops reading that layer; here the whiteout counts 0 and reading goes on."""
-    dive_layers = [_dive_layer(entries) for entries in layers]
+    dive_layers = [known or _dive_layer(entries)
+                   for entries, known in zip(layers, dive_layers or [None] * len(layers), strict=True)]
     stacked = max((i for i, layer in enumerate(dive_layers) if layer.whiteouts), default=0)
     first: dict[str, int] = {}
     more: dict[str, list[int]] = {}
@@ -1182,8 +1238,10 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
     reader), so hashing it again here is off by default; `verify_diff_ids` hashes each one
     (sha256, on a thread of its own) and fails on a mismatch.
 
-    The stream is parsed on this thread while the estimate is compressed on `workers`
-    threads; the merged filesystem is worked out while the last blocks are compressed."""
+    The stream is drained by a C thread (save_stream) and parsed on a thread of lower
+    priority (consume_aside), each layer's own facts as its blocks come (_LayerFacts), while
+    the estimate is compressed on `workers` threads; the merged filesystem is worked out
+    while the last blocks are compressed."""
     start = time.perf_counter()
     attrs = client.api.inspect_image(image_id)
     diff_ids = list(attrs["RootFS"]["Layers"])
@@ -1193,17 +1251,17 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     try:
         slots, hash_slots = threading.Semaphore(2 * workers), threading.Semaphore(HASH_SLOTS)
-        scan = _scan_stream(save_stream(client, image_id), known,
-                            (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
-                            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None)
+        scan = consume_aside(save_stream(client, image_id), lambda chunks: _scan_stream(
+            chunks, known, (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
+            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None))
         dirs = _resolve(scan, diff_ids)
         stack = [scan.layers[d] for d in diff_ids]
         listings = [layer.entries for layer in stack]
-        root = merge(listings)
+        root = merge(listings, scan.trees.get(diff_ids[0]))
         files = visible_files(root)
         contents = {
             **waste(listings, root, files),
-            **dive_waste(listings),
+            **dive_waste(listings, [layer.dive for layer in stack]),
             **describe(root, [layer.captured for layer in stack], app_dir=app_dir, files=files,
                        dev_dependencies=app_dev_dependencies,
                        search_path=_image_path((attrs.get("Config") or {}).get("Env"))),

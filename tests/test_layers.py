@@ -111,6 +111,35 @@ def test_directory_replaced_within_one_layer_forgets_its_members():
     assert run_merge(stack)["wasted_bytes"] == 5 + 3 + 9
 
 
+def snapshot(root: layers.Node) -> list[tuple]:
+    return [(path, node.entry, node.inode, node.content) for path, node in layers.walk(root)]
+
+
+def test_layer_facts_gathered_block_by_block_are_what_the_merge_and_dive_make():
+    """_LayerFacts takes a layer's entries as blocks of the stream bring them, the last one
+    held back while its member streams (its digest comes at the end); its tree, as the
+    bottom of the stack, and dive's view of it must be what merge and _dive_layer make."""
+    bottom = [Entry("d", DIR), file("d/x", 5), Entry("d/sub", DIR), file("d/sub/y", 3),
+              file("d", 9), file("d/z", 2), Entry("e", DIR), Entry("e", DIR), file("e/w", 4),
+              Entry("e/h", LINK, 0, 0o644, "e/w"), Entry("e/s", SYMLINK, 0, 0o777, "w"),
+              Entry("gone", WHITEOUT), Entry("e", OPAQUE), file("usr/lib/deep/f", 8)]
+    upper = [[Entry("e/w", WHITEOUT), file("e/v", 6)], [Entry("d", OPAQUE), file("d/n", 1)]]
+    for cuts in ([], [1], [3, 4, 5], list(range(1, len(bottom)))):
+        facts, grown, start = layers._LayerFacts(), [], 0
+        for cut in [*cuts, len(bottom)]:
+            grown.extend(bottom[start:cut])
+            start = cut
+            streaming = grown[-1]
+            grown[-1] = streaming._replace(digest=b"not yet")  # what the member has before its close
+            facts.take(grown, 1)
+            grown[-1] = streaming
+        facts.take(grown, 0)
+        stack = [bottom, *upper]
+        assert snapshot(layers.merge(stack, facts.root)) == snapshot(layers.merge(stack)), cuts
+        assert facts.dive == layers._dive_layer(bottom)
+        assert layers.dive_waste(stack, [facts.dive, None, None]) == layers.dive_waste(stack)
+
+
 def test_identical_layer_twice_wastes_the_lower_copy():
     layer = [Entry("data", DIR), file("data/a", 10_000)]
     got = run_merge([layer, layer])

@@ -3,8 +3,11 @@ socket pair (no engine), and save_stream against the SDK's own read on a real im
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
+import sys
 import threading
 import time
 
@@ -125,3 +128,60 @@ def test_save_stream_gives_the_sdks_bytes(docker_client, standins_built, monkeyp
     require(used and used[0] is not None, "the save stream was not drained (no C build, or not a plain socket)")
     expected = b"".join(docker_client.api.get_image(image))
     assert len(drained) == len(expected) and drained == expected
+
+
+def test_consume_aside_runs_at_a_lower_priority_and_hands_back_its_result_or_error():
+    seen = {}
+
+    def consume(pieces):
+        tid = threading.get_native_id()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
+        seen["thread"] = tid
+        return b"".join(pieces)
+
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert save_stream.consume_aside(iter([b"a", b"b", b"c"]), consume) == b"abc"
+    assert seen["thread"] != threading.get_native_id()
+    if sys.platform.startswith("linux"):
+        assert seen["nice"] == min(19, here + save_stream.PARSE_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # this thread's unchanged
+
+    def broken(pieces):
+        next(iter(pieces))
+        raise ValueError("bad piece")
+
+    closed = []
+
+    def stream():
+        try:
+            yield from (b"x", b"y")
+        finally:
+            closed.append(True)
+
+    with pytest.raises(ValueError, match="bad piece"):
+        save_stream.consume_aside(stream(), broken)
+    assert closed == [True]  # the stream (drain, connection) closed once the parse is over
+
+
+def test_consume_aside_stops_the_parse_when_the_waiting_thread_is_interrupted():
+    """Ctrl-C reaches the waiting thread; the parse stops at its next piece and the stream closes."""
+    closed, parsed = [], []
+
+    def stream():
+        try:
+            for i in range(1000):
+                yield b"%d" % i
+        finally:
+            closed.append(True)
+
+    def slow(pieces):
+        for piece in pieces:
+            parsed.append(piece)
+            time.sleep(0.01)
+
+    timer = threading.Timer(0.1, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        save_stream.consume_aside(stream(), slow)
+    timer.join()
+    assert closed == [True] and 0 < len(parsed) < 1000
