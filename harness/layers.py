@@ -3,7 +3,11 @@
 The stream is parsed as it arrives by a push parser (`TarParser`, fed the pieces the
 engine sends; each layer.tar parsed by a nested one from 1 MiB blocks): nothing is
 written to disk, member data is never copied but for those blocks, and memory grows
-with the number of files, never with their bytes. Each layer gets the diff id RootFS
+with the number of files, never with their bytes. A C thread drains the socket into a
+bounded ring (harness.save_stream), and the parse runs on a thread of lower priority:
+the engine's export keeps a core and never waits for the parse. What a layer shows on
+its own (dive's view of it, its tree as the bottom of a stack) is gathered as its
+blocks come, so that little is left after the last byte. Each layer gets the diff id RootFS
 gives its position in the save's manifest (the engine verified it while exporting;
 `verify_diff_ids` hashes it again) and is stacked in the order of `RootFS.Layers`.
 
@@ -574,9 +578,9 @@ class _LayerReader:
     """One layer.tar as the save stream brings it: cut into 1 MiB blocks, each hashed for
     the diff id when asked (hashing thread), sized (gzip threads) and parsed (here)."""
 
-    def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None):
+    def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None, maybe_bottom: bool = True):
         self.layer = _LayerParser()
-        self.facts = _LayerFacts()
+        self.facts = _LayerFacts(maybe_bottom)
         self.hasher = hasher
         self.sizer = sizer
         self.tar_bytes = 0
@@ -624,7 +628,8 @@ class _Scan:
     readers: list[tuple[str, _LayerReader]] = field(default_factory=list)
     cached: dict[str, LayerIndex] = field(default_factory=dict)  # by save directory
     layers: dict[str, LayerIndex] = field(default_factory=dict)  # by diff id, once resolved
-    trees: dict[str, Node] = field(default_factory=dict)  # each read layer's as the bottom, by diff id
+    trees: dict[str, Node] = field(default_factory=dict)  # read layers' as the bottom, by diff id
+    parents: dict[str, str] = field(default_factory=dict)  # v1 parent id by save directory
     pending_sizes: dict[str, Callable[[], int]] = field(default_factory=dict)
     manifest: list | None = None
     bytes_read: int = 0
@@ -652,6 +657,13 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
                 return None
             data = bytearray()
             return data.extend, lambda: setattr(scan, "manifest", json.loads(bytes(data)))
+        head, base = posixpath.split(name)
+        if base == "json" and head and whole is not None:
+            try:  # the layer's v1 config, before its layer.tar: a bottom layer has no parent
+                scan.parents[head] = json.loads(bytes(whole)).get("parent") or ""
+            except (ValueError, AttributeError):
+                pass  # only a hint: without it the layer's tree is built anyway
+            return None
         layer_dir = _layer_dir(name)
         if layer_dir is None or member.type not in _REGULAR_TYPES:
             return None  # a symlinked layer.tar repeats a layer already in the stream
@@ -660,7 +672,8 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
             scan.cached[layer_dir] = cached
             return None
         reader = _LayerReader(new_hasher() if new_hasher else None,
-                              new_sizer(member.size) if new_sizer else None)
+                              new_sizer(member.size) if new_sizer else None,
+                              maybe_bottom=not scan.parents.get(layer_dir))
         scan.readers.append((layer_dir, reader))
         if whole is not None:  # a small layer.tar within one piece of the stream
             reader.write(whole)
@@ -707,7 +720,8 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
                 raise HarnessError(f"save directory {layer_dir} holds {seen}, RootFS says {diff_id}")
         scan.layers[diff_id] = LayerIndex(diff_id, reader.layer.entries, reader.layer.captured,
                                           reader.tar_bytes, dive=reader.facts.dive)
-        scan.trees[diff_id] = reader.facts.root
+        if reader.facts.root is not None:
+            scan.trees[diff_id] = reader.facts.root
         if reader.estimate is not None:
             scan.pending_sizes[diff_id] = reader.estimate
             scan.layers[diff_id].compressed_sampled_bytes = reader.sizer.sampled_bytes
@@ -910,13 +924,13 @@ def _dive_add(layer: _DiveLayer, entries: list[Entry]) -> _DiveLayer:
 class _LayerFacts:
     """What one layer shows on its own, whatever its place in the stack, gathered block by
     block as it streams in rather than after the last byte: dive's view of it, and its
-    filesystem as the bottom of a stack (the merge starts from it when it is). The stream
-    is drained on a thread of its own (harness._drain), so this fills the parse's waits
-    for the engine."""
+    filesystem as the bottom of a stack (the merge starts from it when it is; built only
+    for a layer that may be: `tree`). The stream is drained on a thread of its own
+    (harness._drain), so this fills the parse's waits for the engine."""
 
-    def __init__(self):
+    def __init__(self, tree: bool = True):
         self.dive = _DiveLayer({}, [], set())
-        self.root = Node(children={})
+        self.root = Node(children={}) if tree else None
         self._dirs: dict[str, Node] = {"": self.root}
         self._taken = 0
 
@@ -928,7 +942,8 @@ class _LayerFacts:
             new = entries[self._taken:end]
             self._taken = end
             _dive_add(self.dive, new)
-            self._dirs = _land(self.root, self._dirs, 0, new)  # whiteouts: none below the bottom
+            if self.root is not None:
+                self._dirs = _land(self.root, self._dirs, 0, new)  # whiteouts: none below the bottom
 
 
 class _DiveStack:

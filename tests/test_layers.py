@@ -783,3 +783,25 @@ def test_compressed_estimate_against_a_registry_push(docker_client, image_janito
     assert len(stored) == len(estimates)
     for estimate, size in zip(estimates, stored):
         assert estimate == pytest.approx(size, rel=0.02)
+
+
+@pytest.mark.engine
+def test_the_merge_starts_from_the_bottom_layers_tree_built_as_it_streamed(docker_client, standins_built,
+                                                                         monkeypatch):
+    """On a real save stream the bottom layer is known from its v1 json (no parent) before its
+    layer.tar: its tree alone is built while it streams, and the merge starts from it; the
+    figures are those of a merge from the listings."""
+    image = standins_built["harness-standin/node:20-alpine"].tag
+    seen = []
+    original = layers.merge
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None: seen.append(bottom) or original(stack, bottom))
+    built = []
+    facts = layers._LayerFacts.__init__
+    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True: built.append(tree) or facts(self, tree))
+    streamed = layers.analyze_image(docker_client, image, estimate_compressed=False)
+    assert len(seen) == 1 and seen[0] is not None
+    assert built.count(True) == 1 and len(built) == streamed["layer_count"] > 1
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None: original(stack))
+    plain = layers.analyze_image(docker_client, image, estimate_compressed=False)
+    drop = ("seconds", "timings")
+    assert {k: v for k, v in streamed.items() if k not in drop} == {k: v for k, v in plain.items() if k not in drop}

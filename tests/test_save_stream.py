@@ -117,6 +117,7 @@ def test_close_stops_a_thread_that_waits_for_data_or_for_room():
             theirs.close()
 
 
+@pytest.mark.engine
 def test_save_stream_gives_the_sdks_bytes(docker_client, standins_built, monkeypatch):
     """Through the Drain (in CI it must be the one used) and through the SDK, the same bytes."""
     image = standins_built["harness-standin/node:20-alpine"].tag
