@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
+from conftest import require
 
 from harness import save_stream
-from tests.conftest import require
 
 Drain = save_stream._drain.Drain if save_stream._drain is not None else None
 
