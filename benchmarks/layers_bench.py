@@ -109,6 +109,13 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return end - start, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, end - (first or start)
 
 
+def after_first_byte(result: dict) -> float:
+    """An analysis's seconds from the stream's first byte to its end (nan from an analyser
+    too old to time its first byte)."""
+    timings = result.get("timings")
+    return result["seconds"] - timings["first_byte"] if timings else float("nan")
+
+
 def run_child(image: str, estimate: bool, sample_target_mib: float | None) -> dict:
     cmd = [sys.executable, __file__, image, "--child"] + ([] if estimate else ["--no-estimate"])
     if sample_target_mib is not None:
@@ -172,14 +179,12 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
             timings = last.get("timings")  # older versions of the analyser have none
             samples["first_byte"].append(timings["first_byte"] if timings else float("nan"))
             samples["tail"].append(last["seconds"] - timings["stream_end"] if timings else float("nan"))
-            samples["after_analyze"].append(last["seconds"] - timings["first_byte"] if timings else float("nan"))
+            samples["after_analyze"].append(after_first_byte(last))
 
         def analyze_no_estimate() -> None:
             out = run_child(image_id, False, sample_target_mib)
             samples["analyze_no_gzip"].append(out["result"]["seconds"])
-            timings = out["result"].get("timings")
-            samples["after_no_gzip"].append(out["result"]["seconds"] - timings["first_byte"]
-                                            if timings else float("nan"))
+            samples["after_no_gzip"].append(after_first_byte(out["result"]))
             samples["rss_no_gzip"].append(out["peak_rss_bytes"])
             samples["cpu_no_gzip"].append(out["cpu_seconds"])
 

@@ -657,15 +657,14 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
                 return None
             data = bytearray()
             return data.extend, lambda: setattr(scan, "manifest", json.loads(bytes(data)))
-        head, base = posixpath.split(name)
-        if base == "json" and head and whole is not None:
+        layer_dir, base = posixpath.split(name)
+        if base == "json" and layer_dir and whole is not None:
             try:  # the layer's v1 config, before its layer.tar: a bottom layer has no parent
-                scan.parents[head] = json.loads(bytes(whole)).get("parent") or ""
+                scan.parents[layer_dir] = json.loads(bytes(whole)).get("parent") or ""
             except (ValueError, AttributeError):
                 pass  # only a hint: without it the layer's tree is built anyway
             return None
-        layer_dir = _layer_dir(name)
-        if layer_dir is None or member.type not in _REGULAR_TYPES:
+        if base != "layer.tar" or not layer_dir or member.type not in _REGULAR_TYPES:
             return None  # a symlinked layer.tar repeats a layer already in the stream
         cached = known.get(layer_dir)
         if cached is not None:  # skipped unread: the manifest check vouches for it

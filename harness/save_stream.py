@@ -27,8 +27,7 @@ PARSE_NICENESS = 10
 T = TypeVar("T")
 
 
-def save_stream(client: docker.DockerClient, image_id: str, piece_bytes: int = PIECE_BYTES,
-                drain: bool = True) -> Iterator[bytes]:
+def save_stream(client: docker.DockerClient, image_id: str) -> Iterator[bytes]:
     """The save stream of `image_id`; the SDK's errors (ImageNotFound, APIError) as it raises them."""
     api = client.api
     # The calls get_image makes (private to the SDK, which uses them the same way everywhere).
@@ -36,12 +35,12 @@ def save_stream(client: docker.DockerClient, image_id: str, piece_bytes: int = P
     try:
         api._raise_for_status(response)
         api._disable_socket_timeout(api._get_raw_response_socket(response))  # the first byte may take minutes
-        drained = _drained(api, response) if drain else None
+        drained = _drained(api, response)
         if drained is None:
-            yield from response.iter_content(piece_bytes, False)
+            yield from response.iter_content(PIECE_BYTES, False)
             return
         try:
-            while piece := drained.read(piece_bytes):
+            while piece := drained.read(PIECE_BYTES):
                 yield piece
             if not drained.finished:
                 raise OSError("the save stream ended early")
