@@ -1,28 +1,28 @@
-/* A response body drained from its socket by a thread of its own, which never takes the GIL.
+/* A response body read from its socket in the thread that parses it, with the HTTP chunk
+ * framing taken out in C and the GIL released while it waits.
  *
  * Why: the engine writes the save stream in 32 KiB chunks into a socket that holds about
- * 220 KiB (a Unix socket's limit is the sender's buffer), and it stops whenever that is
- * full. Read from Python, the engine waits on every block the analysis parses and the
- * analysis on every chunk the engine writes. This thread keeps the socket empty, takes the
- * HTTP chunk framing out, and holds the body in a bounded ring that Python reads in large
- * pieces: the engine streams at its own pace while the parse runs on the other core.
+ * 220 KiB (a Unix socket's limit is the sender's buffer), and it stops whenever that is full.
+ * http.client takes the framing out in Python, which costs about as much as the parse. A
+ * thread of its own that kept the socket empty (this module's first form) cost more than it
+ * saved on a 2-core machine: the engine, that thread and the parse then want three cores,
+ * and every chunk woke it. Read here, in pieces small enough that the parse of one is done
+ * before the engine fills the socket (save_stream.PIECE_BYTES), as dive reads it in Go.
  *
- * Errors the thread meets (a framing it cannot read, the engine closing mid-body) are
- * raised by the next read, as OSError. Like the SDK's own streams, it has no timeout.
+ * Errors (a framing it cannot read, the engine closing mid-body) are raised as OSError.
+ * Like the SDK's own streams, it has no timeout; it wakes every tick to let Ctrl-C in.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 
-#define SCRATCH (256 * 1024)
-#define TICK_MS 100 /* how often a waiting thread looks whether it should stop */
+#define SCRATCH (256 * 1024) /* one receive at most */
+#define TICK_MS 100          /* how often a wait looks for a signal (Ctrl-C) */
 
 /* Where the chunk decoder is: in a chunk's size line (or its extension), in its data,
  * at the CRLF after its data, in the trailer after the last chunk, or done. */
@@ -32,19 +32,13 @@ typedef struct {
     PyObject_HEAD
     int fd;
     int chunked;
-    char *ring;
-    size_t cap;
-    unsigned long long written, taken; /* bytes put into and taken from the ring, ever */
-    size_t want; /* what a waiting read waits for: woken only once that much is there */
-    int eof, stop, started, ready;
+    int open;
+    char *buf; /* decoded body not read yet: `have` bytes from the start */
+    size_t cap, have, size;
+    char *scratch;
+    int eof;      /* nothing more will come */
     int complete; /* the body's end was reached */
-    char why[200]; /* set once: the thread failed */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t more, room;
-    /* the thread's own */
-    char *prefix; /* body bytes the HTTP client had already buffered */
-    Py_ssize_t prefix_len;
+    char why[200]; /* set once: the body cannot be read further */
     int state;
     unsigned long long left; /* of the chunk's data */
     int digits;
@@ -53,40 +47,16 @@ typedef struct {
 
 static void fail(Drain *d, const char *why)
 {
-    pthread_mutex_lock(&d->mu);
     if (!d->why[0])
         snprintf(d->why, sizeof d->why, "%s", why);
-    pthread_cond_broadcast(&d->more);
-    pthread_mutex_unlock(&d->mu);
 }
 
-/* Copies body bytes into the ring, waiting for room. 0 when told to stop. */
-static int put(Drain *d, const char *p, size_t n)
+/* Room is made before every receive (see pump): decoded data is never longer than what
+ * was received. */
+static void put(Drain *d, const char *p, size_t n)
 {
-    while (n) {
-        pthread_mutex_lock(&d->mu);
-        while (d->written - d->taken == d->cap && !d->stop)
-            pthread_cond_wait(&d->room, &d->mu);
-        size_t room = d->cap - (size_t)(d->written - d->taken);
-        int stop = d->stop;
-        pthread_mutex_unlock(&d->mu);
-        if (stop)
-            return 0;
-        /* Only this thread writes the free part of the ring: copy without the lock. */
-        size_t at = (size_t)(d->written % d->cap);
-        size_t k = n < room ? n : room;
-        size_t first = k < d->cap - at ? k : d->cap - at;
-        memcpy(d->ring + at, p, first);
-        memcpy(d->ring, p + first, k - first);
-        pthread_mutex_lock(&d->mu);
-        d->written += k;
-        if (d->written - d->taken >= d->want)
-            pthread_cond_signal(&d->more);
-        pthread_mutex_unlock(&d->mu);
-        p += k;
-        n -= k;
-    }
-    return 1;
+    memcpy(d->buf + d->have, p, n);
+    d->have += n;
 }
 
 static int hex_digit(char c)
@@ -100,12 +70,13 @@ static int hex_digit(char c)
     return -1;
 }
 
-/* Takes the chunk framing out of what was received; the data goes to the ring.
- * 1: go on, 0: stop (told to, or a framing error, already reported). */
+/* Takes the chunk framing out of what was received. 1: go on, 0: a framing error. */
 static int decode(Drain *d, const char *p, size_t n)
 {
-    if (!d->chunked)
-        return put(d, p, n);
+    if (!d->chunked) {
+        put(d, p, n);
+        return 1;
+    }
     size_t i = 0;
     while (i < n) {
         char c = p[i];
@@ -136,8 +107,7 @@ static int decode(Drain *d, const char *p, size_t n)
             break;
         case DATA: {
             size_t k = n - i < d->left ? n - i : (size_t)d->left;
-            if (!put(d, p + i, k))
-                return 0;
+            put(d, p + i, k);
             d->left -= k;
             i += k;
             if (!d->left)
@@ -158,6 +128,7 @@ static int decode(Drain *d, const char *p, size_t n)
             if (c == '\n') {
                 if (d->line_chars == 0) {
                     d->state = DONE;
+                    d->complete = d->eof = 1;
                     return 1;
                 }
                 d->line_chars = 0;
@@ -173,57 +144,31 @@ static int decode(Drain *d, const char *p, size_t n)
     return 1;
 }
 
-static void *run(void *arg)
+/* One receive, decoded. 1: go on, 0: an error (in d->why), 2: nothing within a tick. */
+static int pump(Drain *d)
 {
-    Drain *d = arg;
-    char *buf = NULL;
-    if (d->prefix_len && !decode(d, d->prefix, (size_t)d->prefix_len))
-        goto out;
-    buf = malloc(SCRATCH);
-    if (buf == NULL) {
-        fail(d, "out of memory");
-        goto out;
-    }
-    /* A blocking receive that gives up at every tick to look whether it should stop: one
-     * call per wake-up. A socket left non-blocking waits in poll instead. */
-    struct timeval tick = {0, TICK_MS * 1000};
-    setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
-    while (d->state != DONE) {
-        pthread_mutex_lock(&d->mu);
-        int stop = d->stop;
-        pthread_mutex_unlock(&d->mu);
-        if (stop)
-            goto out;
-        ssize_t got = recv(d->fd, buf, SCRATCH, 0);
-        if (got < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                struct pollfd pfd = {d->fd, POLLIN, 0};
-                poll(&pfd, 1, TICK_MS);
-                continue;
-            }
-            if (errno == EINTR)
-                continue;
-            fail(d, strerror(errno));
-            goto out;
+    size_t room = d->size - d->have;
+    ssize_t got = recv(d->fd, d->scratch, room < SCRATCH ? room : SCRATCH, 0);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd pfd = {d->fd, POLLIN, 0}; /* a socket left non-blocking waits here */
+            poll(&pfd, 1, TICK_MS);
+            return 2;
         }
-        if (got == 0) {
-            if (d->chunked) {
-                fail(d, "the engine closed the connection before the end of the stream");
-                goto out;
-            }
-            break; /* a body without chunks ends where the connection does */
-        }
-        if (!decode(d, buf, (size_t)got))
-            goto out;
+        if (errno == EINTR)
+            return 2;
+        fail(d, strerror(errno));
+        return 0;
     }
-    d->complete = 1;
-out:
-    free(buf);
-    pthread_mutex_lock(&d->mu);
-    d->eof = 1;
-    pthread_cond_broadcast(&d->more);
-    pthread_mutex_unlock(&d->mu);
-    return NULL;
+    if (got == 0) {
+        if (d->chunked) {
+            fail(d, "the engine closed the connection before the end of the stream");
+            return 0;
+        }
+        d->complete = d->eof = 1; /* a body without chunks ends where the connection does */
+        return 1;
+    }
+    return decode(d, d->scratch, (size_t)got);
 }
 
 static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
@@ -231,7 +176,7 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"fd", "prefix", "chunked", "capacity", NULL};
     Py_buffer prefix;
     Py_ssize_t capacity;
-    if (d->ring != NULL || d->prefix != NULL) {
+    if (d->buf != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "a Drain is initialised once");
         return -1;
     }
@@ -243,34 +188,28 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "capacity must be positive");
         return -1;
     }
+    /* A read waits for at most `capacity` bytes, so before every receive there is room
+     * for SCRATCH more; the prefix (what the HTTP client had buffered) goes in first. */
     d->cap = (size_t)capacity;
-    d->ring = PyMem_RawMalloc(d->cap);
-    d->prefix = PyMem_RawMalloc(prefix.len ? (size_t)prefix.len : 1);
-    if (d->ring == NULL || d->prefix == NULL) {
+    d->size = d->cap + ((size_t)prefix.len > SCRATCH ? (size_t)prefix.len : SCRATCH);
+    d->buf = PyMem_RawMalloc(d->size);
+    d->scratch = PyMem_RawMalloc(SCRATCH);
+    if (d->buf == NULL || d->scratch == NULL) {
         PyBuffer_Release(&prefix);
         PyErr_NoMemory();
         return -1;
     }
-    memcpy(d->prefix, prefix.buf, (size_t)prefix.len);
-    d->prefix_len = prefix.len;
-    PyBuffer_Release(&prefix);
     d->state = SIZE;
-    pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->more, NULL);
-    pthread_cond_init(&d->room, NULL);
-    d->ready = 1;
-    int err = pthread_create(&d->thread, NULL, run, d);
-    if (err) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    d->started = 1;
+    decode(d, prefix.buf, (size_t)prefix.len); /* an error is raised by the first read */
+    PyBuffer_Release(&prefix);
+    struct timeval tick = {0, TICK_MS * 1000};
+    setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    d->open = 1;
     return 0;
 }
 
 /* read(n): up to n bytes of the body, once n are there or the body has ended; b"" after
- * its end. Waits without the GIL, a tick at a time so that Ctrl-C is seen. */
+ * its end. Receives without the GIL, a tick at a time so that Ctrl-C is seen. */
 static PyObject *Drain_read(Drain *d, PyObject *arg)
 {
     Py_ssize_t want = PyLong_AsSsize_t(arg);
@@ -279,101 +218,57 @@ static PyObject *Drain_read(Drain *d, PyObject *arg)
             PyErr_SetString(PyExc_ValueError, "read takes a size of 0 or more");
         return NULL;
     }
-    if (!d->started) {
+    if (!d->open) {
         PyErr_SetString(PyExc_ValueError, "the drain is closed");
         return NULL;
     }
     if ((size_t)want > d->cap)
-        want = (Py_ssize_t)d->cap; /* no more than the ring holds can be waited for */
-    size_t avail;
-    char why[sizeof d->why];
-    for (;;) {
-        int eof;
+        want = (Py_ssize_t)d->cap;
+    while (!d->why[0] && d->have < (size_t)want && !d->eof) {
+        int status;
         Py_BEGIN_ALLOW_THREADS
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += TICK_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        pthread_mutex_lock(&d->mu);
-        d->want = (size_t)want;
-        while (d->written - d->taken < (size_t)want && !d->eof && !d->why[0])
-            if (pthread_cond_timedwait(&d->more, &d->mu, &until) == ETIMEDOUT)
-                break;
-        avail = (size_t)(d->written - d->taken);
-        eof = d->eof;
-        memcpy(why, d->why, sizeof why);
-        pthread_mutex_unlock(&d->mu);
+        do
+            status = pump(d);
+        while (status == 1 && d->have < (size_t)want && !d->eof);
         Py_END_ALLOW_THREADS
-        if (why[0]) {
-            PyErr_SetString(PyExc_OSError, why);
-            return NULL;
-        }
-        if (avail >= (size_t)want || eof)
-            break;
-        if (PyErr_CheckSignals() < 0)
+        if (status == 2 && PyErr_CheckSignals() < 0)
             return NULL;
     }
-    size_t k = avail < (size_t)want ? avail : (size_t)want;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)k);
+    if (d->why[0]) {
+        PyErr_SetString(PyExc_OSError, d->why);
+        return NULL;
+    }
+    size_t k = d->have < (size_t)want ? d->have : (size_t)want;
+    PyObject *out = PyBytes_FromStringAndSize(d->buf, (Py_ssize_t)k);
     if (out == NULL)
         return NULL;
-    char *dst = PyBytes_AS_STRING(out);
-    Py_BEGIN_ALLOW_THREADS
-    /* Only this side reads the filled part of the ring: copy without the lock. */
-    size_t at = (size_t)(d->taken % d->cap);
-    size_t first = k < d->cap - at ? k : d->cap - at;
-    memcpy(dst, d->ring + at, first);
-    memcpy(dst + first, d->ring, k - first);
-    pthread_mutex_lock(&d->mu);
-    d->taken += k;
-    pthread_cond_signal(&d->room);
-    pthread_mutex_unlock(&d->mu);
-    Py_END_ALLOW_THREADS
+    d->have -= k;
+    memmove(d->buf, d->buf + k, d->have); /* less than one receive */
     return out;
 }
 
-/* Stops the thread (within a tick) and waits for it; the socket is left to its owner. */
+/* No more reads; the socket is left to its owner. */
 static PyObject *Drain_close(Drain *d, PyObject *unused)
 {
-    if (d->started) {
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&d->mu);
-        d->stop = 1;
-        pthread_cond_broadcast(&d->room);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->thread, NULL);
-        Py_END_ALLOW_THREADS
-        d->started = 0;
-    }
+    d->open = 0;
     Py_RETURN_NONE;
 }
 
 static PyObject *Drain_finished(Drain *d, void *closure)
 {
-    int done;
-    pthread_mutex_lock(&d->mu);
-    done = d->complete && !d->why[0] && d->written == d->taken;
-    pthread_mutex_unlock(&d->mu);
-    return PyBool_FromLong(done);
+    return PyBool_FromLong(d->complete && !d->why[0] && d->have == 0);
 }
 
 static void Drain_dealloc(Drain *d)
 {
-    Drain_close(d, NULL);
-    if (d->ready) {
-        pthread_mutex_destroy(&d->mu);
-        pthread_cond_destroy(&d->more);
-        pthread_cond_destroy(&d->room);
-    }
-    PyMem_RawFree(d->ring);
-    PyMem_RawFree(d->prefix);
+    PyMem_RawFree(d->buf);
+    PyMem_RawFree(d->scratch);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
 static PyMethodDef Drain_methods[] = {
     {"read", (PyCFunction)Drain_read, METH_O, "Up to n bytes of the body; b'' after its end."},
-    {"close", (PyCFunction)Drain_close, METH_NOARGS, "Stop the thread and wait for it."},
+    {"close", (PyCFunction)Drain_close, METH_NOARGS, "No more reads."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -385,7 +280,7 @@ static PyGetSetDef Drain_getset[] = {
 static PyTypeObject DrainType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "harness._drain.Drain",
-    .tp_doc = "Drain(fd, prefix, chunked, capacity): a response body read by a thread.",
+    .tp_doc = "Drain(fd, prefix, chunked, capacity): a response body read from its socket.",
     .tp_basicsize = sizeof(Drain),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

@@ -68,7 +68,7 @@ from xxhash import xxh3_128_digest
 from zlib_ng import zlib_ng
 
 from .errors import HarnessError
-from .save_stream import consume_aside, save_stream
+from .save_stream import save_stream
 
 try:  # the C parse of plain members (harness/_tarscan.c), built at install when a compiler is there
     from . import _tarscan
@@ -575,27 +575,34 @@ def read_layer(fileobj) -> tuple[list[Entry], dict[str, bytes]]:
 
 
 class _LayerReader:
-    """One layer.tar as the save stream brings it: cut into 1 MiB blocks, each hashed for
-    the diff id when asked (hashing thread), sized (gzip threads) and parsed (here)."""
+    """One layer.tar as the save stream brings it: parsed piece by piece as it comes (here),
+    and cut into 1 MiB blocks for what wants whole blocks: the diff id's hash when asked
+    (hashing thread) and the size estimate (gzip threads)."""
 
     def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None, maybe_bottom: bool = True):
         self.layer = _LayerParser()
         self.facts = _LayerFacts(maybe_bottom)
         self.hasher = hasher
         self.sizer = sizer
+        self.blocks = hasher is not None or sizer is not None
         self.tar_bytes = 0
         self.estimate: Callable[[], int] | None = None
         self._pending: list = []
         self._pending_bytes = 0
 
     def write(self, piece: memoryview) -> None:
-        self._pending.append(piece)
-        self._pending_bytes += len(piece)
-        if self._pending_bytes >= BLOCK_BYTES:
-            self._flush(final=False)
+        self.layer.parser.feed(piece)
+        self.facts.take(self.layer.entries, self.layer.open)
+        self.tar_bytes += len(piece)
+        if self.blocks:
+            self._pending.append(piece)
+            self._pending_bytes += len(piece)
+            if self._pending_bytes >= BLOCK_BYTES:
+                self._flush(final=False)
 
     def close(self) -> None:
-        self._flush(final=True)
+        if self.blocks:
+            self._flush(final=True)
         self.layer.parser.finish()
         self.facts.take(self.layer.entries, 0)
         if self.sizer is not None:
@@ -613,9 +620,6 @@ class _LayerReader:
                 self.hasher.update(block)
             if self.sizer is not None:
                 self.sizer.feed(block)
-            self.layer.parser.feed(block)
-            self.facts.take(self.layer.entries, self.layer.open)
-            self.tar_bytes += len(block)
         rest = data[end:]
         self._pending = [rest] if len(rest) else []
         self._pending_bytes = len(rest)
@@ -924,8 +928,8 @@ class _LayerFacts:
     """What one layer shows on its own, whatever its place in the stack, gathered block by
     block as it streams in rather than after the last byte: dive's view of it, and its
     filesystem as the bottom of a stack (the merge starts from it when it is; built only
-    for a layer that may be: `tree`). The stream is drained on a thread of its own
-    (harness._drain), so this fills the parse's waits for the engine."""
+    for a layer that may be: `tree`). Done between reads, it fills the parse's waits for
+    the engine."""
 
     def __init__(self, tree: bool = True):
         self.dive = _DiveLayer({}, [], set())
@@ -1252,8 +1256,8 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
     reader), so hashing it again here is off by default; `verify_diff_ids` hashes each one
     (sha256, on a thread of its own) and fails on a mismatch.
 
-    The stream is drained by a C thread (save_stream) and parsed on a thread of lower
-    priority (consume_aside), each layer's own facts as its blocks come (_LayerFacts), while
+    The stream is read in C (save_stream) and parsed a piece at a time as it comes, each
+    layer's own facts with it (_LayerFacts), while
     the estimate is compressed on `workers` threads; the merged filesystem is worked out
     while the last blocks are compressed."""
     start = time.perf_counter()
@@ -1265,9 +1269,10 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     try:
         slots, hash_slots = threading.Semaphore(2 * workers), threading.Semaphore(HASH_SLOTS)
-        scan = consume_aside(save_stream(client, image_id), lambda chunks: _scan_stream(
-            chunks, known, (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
-            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None))
+        scan = _scan_stream(
+            save_stream(client, image_id), known,
+            (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
+            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None)
         dirs = _resolve(scan, diff_ids)
         stack = [scan.layers[d] for d in diff_ids]
         listings = [layer.entries for layer in stack]

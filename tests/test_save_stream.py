@@ -1,13 +1,11 @@
-"""The save stream: harness._drain's chunk decoding and ring against bodies written into a
-socket pair (no engine), and save_stream against the SDK's own read on a real image."""
+"""The save stream: harness._drain's chunk decoding against bodies written into a socket
+pair (no engine), and save_stream against the SDK's own read on a real image."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -99,22 +97,33 @@ def test_a_malformed_chunk_size_is_an_error():
         feed(b"3\r\nabcdef\r\n0\r\n\r\n", [100])
 
 
-def test_close_stops_a_thread_that_waits_for_data_or_for_room():
+def test_a_read_waits_for_data_without_the_gil_and_lets_ctrl_c_in():
+    """While the engine exports, nothing comes for seconds: the wait must leave other
+    threads running and stop for Ctrl-C within a tick; a closed Drain reads no more."""
     require(Drain is not None, "harness._drain not built")
-    for send in (b"", b"40\r\n" + b"y" * 64):  # nothing yet; more than the ring holds
-        ours, theirs = socket.socketpair()
-        try:
-            theirs.sendall(send)
-            drain = Drain(ours.fileno(), b"", True, 16)
-            time.sleep(0.05)
-            start = time.perf_counter()
-            drain.close()
-            assert time.perf_counter() - start < 1.0
-            with pytest.raises(ValueError, match="closed"):
-                drain.read(1)
-        finally:
-            ours.close()
-            theirs.close()
+    ours, theirs = socket.socketpair()
+    try:
+        drain = Drain(ours.fileno(), b"", True, 16)
+        ticks = []
+        ticker = threading.Thread(target=lambda: [ticks.append(time.sleep(0.01)) for _ in range(20)])
+        ticker.start()
+        timer = threading.Timer(0.3, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+        timer.start()
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            drain.read(8)
+        assert 0.3 <= time.perf_counter() - start < 1.0
+        ticker.join()
+        timer.join()
+        assert len(ticks) == 20  # ran while read waited
+        theirs.sendall(b"3\r\nabc\r\n0\r\n\r\n")
+        assert drain.read(8) == b"abc" and drain.finished  # the interrupted read lost nothing
+        drain.close()
+        with pytest.raises(ValueError, match="closed"):
+            drain.read(1)
+    finally:
+        ours.close()
+        theirs.close()
 
 
 @pytest.mark.engine
@@ -129,60 +138,3 @@ def test_save_stream_gives_the_sdks_bytes(docker_client, standins_built, monkeyp
     require(used and used[0] is not None, "the save stream was not drained (no C build, or not a plain socket)")
     expected = b"".join(docker_client.api.get_image(image))
     assert len(drained) == len(expected) and drained == expected
-
-
-def test_consume_aside_runs_at_a_lower_priority_and_hands_back_its_result_or_error():
-    seen = {}
-
-    def consume(pieces):
-        tid = threading.get_native_id()
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
-        seen["thread"] = tid
-        return b"".join(pieces)
-
-    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert save_stream.consume_aside(iter([b"a", b"b", b"c"]), consume) == b"abc"
-    assert seen["thread"] != threading.get_native_id()
-    if sys.platform.startswith("linux"):
-        assert seen["nice"] == min(19, here + save_stream.PARSE_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # this thread's unchanged
-
-    def broken(pieces):
-        next(iter(pieces))
-        raise ValueError("bad piece")
-
-    closed = []
-
-    def stream():
-        try:
-            yield from (b"x", b"y")
-        finally:
-            closed.append(True)
-
-    with pytest.raises(ValueError, match="bad piece"):
-        save_stream.consume_aside(stream(), broken)
-    assert closed == [True]  # the stream (drain, connection) closed once the parse is over
-
-
-def test_consume_aside_stops_the_parse_when_the_waiting_thread_is_interrupted():
-    """Ctrl-C reaches the waiting thread; the parse stops at its next piece and the stream closes."""
-    closed, parsed = [], []
-
-    def stream():
-        try:
-            for i in range(1000):
-                yield b"%d" % i
-        finally:
-            closed.append(True)
-
-    def slow(pieces):
-        for piece in pieces:
-            parsed.append(piece)
-            time.sleep(0.01)
-
-    timer = threading.Timer(0.1, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        save_stream.consume_aside(stream(), slow)
-    timer.join()
-    assert closed == [True] and 0 < len(parsed) < 1000
