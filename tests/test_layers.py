@@ -111,6 +111,28 @@ def test_directory_replaced_within_one_layer_forgets_its_members():
     assert run_merge(stack)["wasted_bytes"] == 5 + 3 + 9
 
 
+def test_visible_files_are_the_walks_files_and_their_totals_need_no_paths_from_the_stream():
+    """visible_files skips building paths: same nodes, same order as walk (the order decides
+    which of a file's hard links its bytes count under); the path facts gathered as the
+    stream comes give the totals worked out from nothing."""
+    stack = [[Entry("app", DIR), file("app/node_modules/a/package.json", 30), file("app/main.ts", 40),
+              file("usr/lib/x.map", 50), Entry("usr/bin/l", LINK, 0, 0o755, "usr/lib/x.map"),
+              file("opt/node_modules/@s/b/package.json", 60), file("opt/t.d.ts", 70), file("s", 1, 0o4755)],
+             [file("app/main.ts", 41), Entry("usr/lib/x.map", WHITEOUT), Entry("d", DIR), file("d/e", 2)]]
+    root = layers.merge(stack)
+    files = layers.visible_files(root)
+    assert files == [node for _, node in layers.walk(root) if node.kind in (layers.FILE, layers.LINK)]
+    assert len(files) == 7
+    paths: dict = {}
+    for entries in stack:  # a _LayerFacts per layer, one dict for the stream, as _scan_stream has them
+        layers._LayerFacts(tree=False, paths=paths).take(entries, 0)
+    assert set(paths) == {e.path for entries in stack for e in entries if e.kind in (layers.FILE, layers.LINK)}
+    assert layers._visible_totals(files, "/app", paths) == layers._visible_totals(files, "/app")
+    counts, by_top, _, setuid = layers._visible_totals(files, "/app", paths)
+    assert (counts["app_packages"], counts["other_packages"], counts[".ts"], counts[".d.ts"]) == (1, 1, 41, 70)
+    assert by_top["/usr/bin"] == 50 and setuid == [{"path": "/s", "mode": "4755"}]
+
+
 def snapshot(root: layers.Node) -> list[tuple]:
     return [(path, node.entry, node.inode, node.content) for path, node in layers.walk(root)]
 
@@ -797,7 +819,7 @@ def test_the_merge_starts_from_the_bottom_layers_tree_built_as_it_streamed(docke
     monkeypatch.setattr(layers, "merge", lambda stack, bottom=None: seen.append(bottom) or original(stack, bottom))
     built = []
     facts = layers._LayerFacts.__init__
-    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True: built.append(tree) or facts(self, tree))
+    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None: built.append(tree) or facts(self, tree, paths))
     streamed = layers.analyze_image(docker_client, image, estimate_compressed=False)
     assert len(seen) == 1 and seen[0] is not None
     assert built.count(True) == 1 and len(built) == streamed["layer_count"] > 1
