@@ -579,10 +579,9 @@ class _LayerReader:
     and cut into 1 MiB blocks for what wants whole blocks: the diff id's hash when asked
     (hashing thread) and the size estimate (gzip threads)."""
 
-    def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None, maybe_bottom: bool = True,
-                 paths: dict[str, tuple] | None = None):
+    def __init__(self, hasher: _Hasher | None, sizer: GzipSizer | None, facts: _LayerFacts | None = None):
         self.layer = _LayerParser()
-        self.facts = _LayerFacts(maybe_bottom, paths)
+        self.facts = _LayerFacts() if facts is None else facts
         self.hasher = hasher
         self.sizer = sizer
         self.blocks = hasher is not None or sizer is not None
@@ -634,6 +633,7 @@ class _Scan:
     cached: dict[str, LayerIndex] = field(default_factory=dict)  # by save directory
     layers: dict[str, LayerIndex] = field(default_factory=dict)  # by diff id, once resolved
     trees: dict[str, Node] = field(default_factory=dict)  # read layers' as the bottom, by diff id
+    visible: dict[str, _Visible] = field(default_factory=dict)  # and their visible files' totals
     paths: dict[str, tuple] = field(default_factory=dict)  # _path_facts of the layers read
     parents: dict[str, str] = field(default_factory=dict)  # v1 parent id by save directory
     pending_sizes: dict[str, Callable[[], int]] = field(default_factory=dict)
@@ -651,8 +651,9 @@ def _layer_dir(name: str) -> str | None:
 
 def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
                  new_hasher: Callable[[], _Hasher] | None,
-                 new_sizer: Callable[[int], GzipSizer] | None) -> _Scan:
-    """Reads the save stream. Layers get their diff ids afterwards, from the manifest."""
+                 new_sizer: Callable[[int], GzipSizer] | None, app: str = "/app") -> _Scan:
+    """Reads the save stream. Layers get their diff ids afterwards, from the manifest.
+    `app`: the app directory, without a trailing '/', for the visible files' totals."""
     scan = _Scan()
 
     def on_member(member: Member, whole: memoryview | None) -> Sink | None:
@@ -678,7 +679,7 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
             return None
         reader = _LayerReader(new_hasher() if new_hasher else None,
                               new_sizer(member.size) if new_sizer else None,
-                              maybe_bottom=not scan.parents.get(layer_dir), paths=scan.paths)
+                              _LayerFacts(not scan.parents.get(layer_dir), scan.paths, app))
         scan.readers.append((layer_dir, reader))
         if whole is not None:  # a small layer.tar within one piece of the stream
             reader.write(whole)
@@ -727,6 +728,7 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
                                           reader.tar_bytes, dive=reader.facts.dive)
         if reader.facts.root is not None:
             scan.trees[diff_id] = reader.facts.root
+            scan.visible[diff_id] = reader.facts.visible
         if reader.estimate is not None:
             scan.pending_sizes[diff_id] = reader.estimate
             scan.layers[diff_id].compressed_sampled_bytes = reader.sizer.sampled_bytes
@@ -766,38 +768,47 @@ def _lookup(root: Node, path: str) -> Node | None:
     return node
 
 
-def _directory(root: Node, path: str) -> Node:
+def _directory(root: Node, path: str, visible: _Visible | None = None) -> Node:
     """The directory at `path`, made (over whatever was there) if missing."""
     node = root
     for part in path.split("/") if path else ():
         nxt = _child(node, part)
         if nxt is None or nxt.children is None:
+            if nxt is not None and visible is not None:
+                visible.drop_tree(nxt)
             nxt = Node(children={})
             node.children[part] = nxt
         node = nxt
     return node
 
 
-def _whiteouts(root: Node, entries: list[Entry]) -> None:
+def _whiteouts(root: Node, entries: list[Entry], visible: _Visible | None = None) -> None:
     """A layer's whiteouts and opaque markers, acting on the layers below."""
     for entry in entries:
         if entry.kind == WHITEOUT:
             parent = _lookup(root, posixpath.dirname(entry.path))
             if parent is not None and parent.children:
-                parent.children.pop(posixpath.basename(entry.path), None)
+                gone = parent.children.pop(posixpath.basename(entry.path), None)
+                if gone is not None and visible is not None:
+                    visible.drop_tree(gone)
         elif entry.kind == OPAQUE:
             node = _lookup(root, entry.path)
             if node is not None and node.children is not None:
+                if visible is not None:
+                    for child in node.children.values():
+                        visible.drop_tree(child)
                 node.children = {}
 
 
-def _land(root: Node, dirs: dict[str, Node], index: int, entries: list[Entry]) -> dict[str, Node]:
+def _land(root: Node, dirs: dict[str, Node], index: int, entries: list[Entry],
+          visible: _Visible | None = None) -> dict[str, Node]:
     """A layer's entries (not its whiteouts) onto the tree, the layer at `index` of the stack.
 
     `dirs` holds the directories found or made for the layer's entries so far, by path: each
     entry's parent is one lookup. A directory that replaces one keeps its children's dict,
     so what is remembered stays live; anything else that replaces a directory forgets it
-    all. Returned, to go on with the layer's next entries."""
+    all. Returned, to go on with the layer's next entries. `visible` is told what shows
+    and what no longer does."""
     for entry in entries:
         kind = entry.kind
         if kind == WHITEOUT or kind == OPAQUE:
@@ -806,37 +817,45 @@ def _land(root: Node, dirs: dict[str, Node], index: int, entries: list[Entry]) -
         head, _, name = path.rpartition("/")
         parent = dirs.get(head)
         if parent is None:
-            parent = dirs[head] = _directory(root, head)
+            parent = dirs[head] = _directory(root, head, visible)
         children = parent.children
         old = children.get(name)
         if kind == DIR:
             node = children[name] = Node(
                 entry, children=old.children if old and old.children is not None else {})
             dirs[path] = node
+            if old is not None and old.children is None and visible is not None:
+                visible.drop_tree(old)
             continue
-        if old is not None and old.children is not None:
-            dirs = {"": root}
+        if old is not None:
+            if old.children is not None:
+                dirs = {"": root}
+            if visible is not None:
+                visible.drop_tree(old)
         if kind == FILE:
-            children[name] = Node(entry, (index, path), entry)
+            node = children[name] = Node(entry, (index, path), entry)
         elif kind == LINK:
             target = _lookup(root, entry.target)
-            children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
+            node = children[name] = Node(entry, target.inode, target.content) if target else Node(entry)
         else:
             children[name] = Node(entry)
+            continue
+        if visible is not None:
+            visible.add(node)
     return dirs
 
 
-def merge(layers: list[list[Entry]], bottom: Node | None = None) -> Node:
+def merge(layers: list[list[Entry]], bottom: Node | None = None, visible: _Visible | None = None) -> Node:
     """The final filesystem: each layer's whiteouts act on the layers below, then its entries land.
 
     `bottom`: the first layer's tree when it was built already (_LayerFacts.root); it is
-    built on, not copied."""
+    built on, not copied (and `visible` has counted it). `visible` is kept up to date."""
     root = Node(children={}) if bottom is None else bottom
     for index, entries in enumerate(layers):
         if index == 0 and bottom is not None:
             continue
-        _whiteouts(root, entries)
-        _land(root, {"": root}, index, entries)
+        _whiteouts(root, entries, visible)
+        _land(root, {"": root}, index, entries, visible)
     return root
 
 
@@ -879,11 +898,14 @@ def visible_files(root: Node) -> list[Node]:
     return files
 
 
-def waste(layers: list[list[Entry]], root: Node, files: list[Node] | None = None) -> dict:
-    """Bytes of copies that no visible path reaches any more, and the biggest of them."""
+def waste(layers: list[list[Entry]], root: Node, files: list[Node] | None = None,
+          visible: _Visible | None = None) -> dict:
+    """Bytes of copies that no visible path reaches any more, and the biggest of them.
+    The visible copies: `visible`'s when given, else those of `files` (or of a walk)."""
     sizes = inode_sizes(layers)
-    visible = {n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
-    lost = [(size, key) for key, size in sizes.items() if key not in visible and size]
+    seen = visible.nodes.keys() if visible is not None else {
+        n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
+    lost = [(size, key) for key, size in sizes.items() if key not in seen and size]
     total = sum(sizes.values())
     wasted = sum(size for size, _ in lost)
     top = sorted(lost, reverse=True)[:TOP_PATHS]
@@ -939,14 +961,16 @@ def _dive_add(layer: _DiveLayer, entries: list[Entry]) -> _DiveLayer:
 class _LayerFacts:
     """What one layer shows on its own, whatever its place in the stack, gathered block by
     block as it streams in rather than after the last byte: dive's view of it, and its
-    filesystem as the bottom of a stack (the merge starts from it when it is; built only
-    for a layer that may be: `tree`). Done between reads, it fills the parse's waits for
-    the engine."""
+    filesystem as the bottom of a stack, with its visible files' totals (the merge starts
+    from both when it is; built only for a layer that may be: `tree`). Done between reads,
+    it fills the parse's waits for the engine."""
 
-    def __init__(self, tree: bool = True, paths: dict[str, tuple] | None = None):
+    def __init__(self, tree: bool = True, paths: dict[str, tuple] | None = None, app: str = "/app"):
+        """`app`: the app directory, without a trailing '/'."""
         self.dive = _DiveLayer({}, [], set())
         self.paths = {} if paths is None else paths  # _path_facts by path, shared by the stream's layers
         self.root = Node(children={}) if tree else None
+        self.visible = _Visible(app, self.paths) if tree else None
         self._dirs: dict[str, Node] = {"": self.root}
         self._taken = 0
 
@@ -963,7 +987,7 @@ class _LayerFacts:
                 if e.kind in _FILE_KINDS and e.path not in paths:
                     paths[e.path] = _path_facts(e.path)
             if self.root is not None:
-                self._dirs = _land(self.root, self._dirs, 0, new)  # whiteouts: none below the bottom
+                self._dirs = _land(self.root, self._dirs, 0, new, self.visible)  # whiteouts: none below the bottom
 
 
 class _DiveStack:
@@ -1130,75 +1154,162 @@ def _path_facts(path: str) -> tuple[bool, str, str, bool]:
             full.rpartition("/")[0], "/node_modules/" in full)
 
 
-def _visible_totals(files: list[Node], app: str,
-                    paths: dict[str, tuple] | None = None) -> tuple[Counter, Counter, dict, list]:
-    """Totals over the visible files, each file's bytes counted once (hard links share them):
-    counts, bytes by top path, copies by (size, digest), and the setuid/setgid files.
+class _Visible:
+    """The visible files' totals, kept as the merge adds file nodes and drops them (written
+    over, deleted, or under a directory something replaced), so that nothing walks the final
+    tree after the stream: the bottom layer's part is counted as its tree is built, while
+    the stream comes. Each inode's bytes count once, under the first of its visible paths
+    to be added (in walk order, when added from a walk).
 
-    Bytes by top path are summed by directory first and grouped once per directory: a
+    Bytes by top path are summed by directory and grouped once per directory at the end: a
     file's group depends only on its directory, except directly under the app directory,
-    /usr or the root, where the file is its own group. `paths`: _path_facts worked out as
-    the stream came (the rest are worked out here)."""
-    counts: Counter = Counter()
-    by_dir: dict[str, int] = {}  # plain dicts where most keys are new: Counter's __missing__ is Python
-    by_top: Counter = Counter()
-    contents: dict[tuple[int, bytes], int] = {}  # (size, digest) -> copies
-    setuid = []
-    seen = set()
-    paths = {} if paths is None else paths
-    app_modules = f"{app}/node_modules/"[1:]  # root-relative, as entry paths are
-    shallow = {app, "/usr", ""}
-    file_count = app_packages = other_packages = files_bytes = app_modules_bytes = other_modules_bytes = 0
-    for node in files:
-        path = node.entry.path
-        facts = paths.get(path)
+    /usr or the root, where the file is its own group. `paths`: _path_facts by path, shared
+    with the stream's layers (worked out here when missing)."""
+
+    def __init__(self, app: str, paths: dict[str, tuple] | None = None):
+        self.app = app
+        self.paths = {} if paths is None else paths
+        self.app_modules = f"{app}/node_modules/"[1:]  # root-relative, as entry paths are
+        self.shallow = {app, "/usr", ""}
+        self.nodes: dict[tuple[int, str], list[Node]] = {}  # inode -> its visible nodes, the first counted
+        self.file_count = self.app_packages = self.other_packages = 0
+        self.files_bytes = self.app_modules_bytes = self.other_modules_bytes = 0
+        self.suffix_bytes: Counter = Counter()
+        self.by_file: dict[str, list[int]] = {}  # group -> [bytes, inodes], files in a shallow directory
+        self.by_dir: dict[str, list[int]] = {}  # directory -> [bytes, inodes], the others
+        self.contents: dict[tuple[int, bytes], int] = {}  # (size, digest) -> copies
+        self.setuid: dict[tuple[int, str], dict] = {}
+
+    def _facts(self, path: str) -> tuple:
+        facts = self.paths.get(path)
         if facts is None:
-            facts = paths[path] = _path_facts(path)
-        package_json, suffix, head, in_modules = facts
-        in_app = in_modules and path.startswith(app_modules)
-        file_count += 1
-        if package_json:
-            if in_app:
-                app_packages += 1
+            facts = self.paths[path] = _path_facts(path)
+        return facts
+
+    def add(self, node: Node) -> None:
+        """A regular file or hard link now visible."""
+        path = node.entry.path
+        facts = self._facts(path)
+        self.file_count += 1
+        if facts[0]:
+            if facts[3] and path.startswith(self.app_modules):
+                self.app_packages += 1
             else:
-                other_packages += 1
+                self.other_packages += 1
         inode = node.inode
-        if inode is None or inode in seen:
-            continue
-        seen.add(inode)
+        if inode is None:
+            return
+        nodes = self.nodes.get(inode)
+        if nodes is None:
+            self.nodes[inode] = [node]
+            self._count(node, facts, 1)
+        else:
+            nodes.append(node)
+
+    def drop(self, node: Node) -> None:
+        """A regular file or hard link no longer visible; its inode's bytes move to the next
+        of its paths, or go."""
+        path = node.entry.path
+        facts = self._facts(path)
+        self.file_count -= 1
+        if facts[0]:
+            if facts[3] and path.startswith(self.app_modules):
+                self.app_packages -= 1
+            else:
+                self.other_packages -= 1
+        inode = node.inode
+        if inode is None:
+            return
+        nodes = self.nodes[inode]
+        if nodes[0] is node:
+            self._count(node, facts, -1)
+            del nodes[0]
+            if nodes:
+                self._count(nodes[0], self._facts(nodes[0].entry.path), 1)
+            else:
+                del self.nodes[inode]
+        else:
+            del nodes[next(i for i, n in enumerate(nodes) if n is node)]
+
+    def drop_tree(self, node: Node) -> None:
+        """`node` and everything under it, no longer visible."""
+        todo = [node]
+        while todo:
+            n = todo.pop()
+            if n.entry is not None and n.entry.kind in _FILE_KINDS:
+                self.drop(n)
+            if n.children:
+                todo.extend(n.children.values())
+
+    def _count(self, node: Node, facts: tuple, sign: int) -> None:
+        path = node.entry.path
+        _, suffix, head, in_modules = facts
         content = node.content
         size = content.size
-        if head in shallow:
-            by_top[top_path("/" + path, app)] += size
+        if head in self.shallow:
+            groups, key = self.by_file, top_path("/" + path, self.app)
         else:
-            by_dir[head] = by_dir.get(head, 0) + size
+            groups, key = self.by_dir, head
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = [0, 0]
+        group[0] += sign * size
+        group[1] += sign
         if content.mode & 0o6000:
-            setuid.append({"path": "/" + path, "mode": f"{content.mode & 0o7777:04o}"})
+            if sign > 0:
+                self.setuid[node.inode] = {"path": "/" + path, "mode": f"{content.mode & 0o7777:04o}"}
+            else:
+                del self.setuid[node.inode]
         if not size:
-            continue
-        files_bytes += size
+            return
+        self.files_bytes += sign * size
         key = (size, content.digest)
-        contents[key] = contents.get(key, 0) + 1
-        if in_app:
-            app_modules_bytes += size
+        copies = self.contents.get(key, 0) + sign
+        if copies:
+            self.contents[key] = copies
+        else:
+            del self.contents[key]
+        if in_modules and path.startswith(self.app_modules):
+            self.app_modules_bytes += sign * size
         elif in_modules:
-            other_modules_bytes += size
+            self.other_modules_bytes += sign * size
         if suffix:
-            counts[suffix] += size
-    for head, size in by_dir.items():
-        by_top[top_path(head, app)] += size
-    counts.update(file_count=file_count, app_packages=app_packages, other_packages=other_packages,
-                  files_bytes=files_bytes, app_modules_bytes=app_modules_bytes,
-                  other_modules_bytes=other_modules_bytes)
-    return counts, by_top, contents, setuid
+            self.suffix_bytes[suffix] += sign * size
+
+    def totals(self) -> tuple[Counter, Counter, dict, list]:
+        """Counts, bytes by top path, copies by (size, digest), and the setuid/setgid files."""
+        by_top: Counter = Counter()
+        for key, (size, inodes) in self.by_file.items():
+            if inodes:
+                by_top[key] += size
+        for head, (size, inodes) in self.by_dir.items():
+            if inodes:
+                by_top[top_path(head, self.app)] += size
+        counts = Counter(self.suffix_bytes)
+        counts.update(file_count=self.file_count, app_packages=self.app_packages,
+                      other_packages=self.other_packages, files_bytes=self.files_bytes,
+                      app_modules_bytes=self.app_modules_bytes, other_modules_bytes=self.other_modules_bytes)
+        return counts, by_top, dict(self.contents), list(self.setuid.values())
+
+
+def _visible_totals(files: list[Node], app: str,
+                    paths: dict[str, tuple] | None = None) -> tuple[Counter, Counter, dict, list]:
+    """_Visible's totals of `files` (in walk order)."""
+    visible = _Visible(app, paths)
+    for node in files:
+        visible.add(node)
+    return visible.totals()
 
 
 def describe(root: Node, captured: list[dict[str, bytes]], *, app_dir: str,
              dev_dependencies: Iterable[str], search_path: list[str],
-             files: list[Node] | None = None, paths: dict[str, tuple] | None = None) -> dict:
-    """The visible files' totals and the facts a reviewer of a Dockerfile asks about."""
+             files: list[Node] | None = None, paths: dict[str, tuple] | None = None,
+             visible: _Visible | None = None) -> dict:
+    """The visible files' totals and the facts a reviewer of a Dockerfile asks about.
+    The totals: `visible`'s when given (kept by the merge), else those of `files` (or of a walk)."""
     app = app_dir.rstrip("/")
-    c, by_top, contents, setuid = _visible_totals(visible_files(root) if files is None else files, app, paths)
+    c, by_top, contents, setuid = visible.totals() if visible is not None else _visible_totals(
+        visible_files(root) if files is None else files, app, paths)
     db, packages = _package_db(root, captured)
     return {
         "file_count": c["file_count"],
@@ -1305,16 +1416,18 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
         scan = _scan_stream(
             save_stream(client, image_id), known,
             (lambda: _Hasher(hashing, hash_slots)) if verify_diff_ids else None,
-            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None)
+            (lambda size: GzipSizer(pool, slots, size)) if estimate_compressed else None,
+            app_dir.rstrip("/"))
         dirs = _resolve(scan, diff_ids)
         stack = [scan.layers[d] for d in diff_ids]
         listings = [layer.entries for layer in stack]
-        root = merge(listings, scan.trees.get(diff_ids[0]))
-        files = visible_files(root)
+        bottom = scan.trees.get(diff_ids[0])  # built as it streamed, its visible files counted
+        visible = scan.visible[diff_ids[0]] if bottom is not None else _Visible(app_dir.rstrip("/"), scan.paths)
+        root = merge(listings, bottom, visible)
         contents = {
-            **waste(listings, root, files),
+            **waste(listings, root, visible=visible),
             **dive_waste(listings, [layer.dive for layer in stack]),
-            **describe(root, [layer.captured for layer in stack], app_dir=app_dir, files=files, paths=scan.paths,
+            **describe(root, [layer.captured for layer in stack], app_dir=app_dir, visible=visible,
                        dev_dependencies=app_dev_dependencies,
                        search_path=_image_path((attrs.get("Config") or {}).get("Env"))),
         }

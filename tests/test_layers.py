@@ -42,7 +42,21 @@ def file(path: str, size: int, mode: int = 0o644, content: str | None = None) ->
 
 def run_merge(stack: list[list[Entry]]) -> dict:
     root = layers.merge(stack)
+    kept_totals(stack, root)
     return {**layers.waste(stack, root), **layers.dive_waste(stack)}
+
+
+def kept_totals(stack: list[list[Entry]], root: layers.Node) -> tuple:
+    """The visible files' totals kept by a merge as it adds and drops nodes: those of a walk
+    of the tree it ends with (setuid files in any order), and the same waste."""
+    kept = layers._Visible("/app")
+    layers.merge(stack, visible=kept)
+    counts, by_top, contents, setuid = kept.totals()
+    walked = layers._visible_totals(layers.visible_files(root), "/app")
+    assert (counts, by_top, contents) == walked[:3]
+    assert sorted(setuid, key=str) == sorted(walked[3], key=str)
+    assert layers.waste(stack, root, visible=kept) == layers.waste(stack, root)
+    return counts, by_top, contents, setuid
 
 
 # ---------------------------------------------------------------- waste, ours and dive's
@@ -131,6 +145,8 @@ def test_visible_files_are_the_walks_files_and_their_totals_need_no_paths_from_t
     counts, by_top, _, setuid = layers._visible_totals(files, "/app", paths)
     assert (counts["app_packages"], counts["other_packages"], counts[".ts"], counts[".d.ts"]) == (1, 1, 41, 70)
     assert by_top["/usr/bin"] == 50 and setuid == [{"path": "/s", "mode": "4755"}]
+    # kept by the merge: x.map's bytes move to its hard link when it is deleted, main.ts's old copy goes
+    assert kept_totals(stack, root)[1]["/usr/bin"] == 50
 
 
 def snapshot(root: layers.Node) -> list[tuple]:
@@ -816,14 +832,22 @@ def test_the_merge_starts_from_the_bottom_layers_tree_built_as_it_streamed(docke
     image = standins_built["harness-standin/node:20-alpine"].tag
     seen = []
     original = layers.merge
-    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None: seen.append(bottom) or original(stack, bottom))
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None:
+                        seen.append(bottom) or original(stack, bottom, visible))
     built = []
     facts = layers._LayerFacts.__init__
-    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None: built.append(tree) or facts(self, tree, paths))
+    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None, app="/app":
+                        built.append(tree) or facts(self, tree, paths, app))
     streamed = layers.analyze_image(docker_client, image, estimate_compressed=False)
     assert len(seen) == 1 and seen[0] is not None
     assert built.count(True) == 1 and len(built) == streamed["layer_count"] > 1
-    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None: original(stack))
+    # Plain: no tree as it streams, a merge from the listings, and the totals from a walk of it.
+    monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None, app="/app":
+                        facts(self, False, paths, app))
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None: original(stack))
+    describe, waste = layers.describe, layers.waste
+    monkeypatch.setattr(layers, "describe", lambda *args, visible=None, **kwargs: describe(*args, **kwargs))
+    monkeypatch.setattr(layers, "waste", lambda *args, visible=None, **kwargs: waste(*args, **kwargs))
     plain = layers.analyze_image(docker_client, image, estimate_compressed=False)
     drop = ("seconds", "timings")
     assert {k: v for k, v in streamed.items() if k not in drop} == {k: v for k, v in plain.items() if k not in drop}
