@@ -123,6 +123,7 @@ class LayerIndex:
     compressed_estimate_bytes: int | None = None
     compressed_sampled_bytes: int | None = None  # bytes of the layer the estimate compressed
     dive: _DiveLayer | None = None  # dive's view of it, when gathered as it streamed
+    file_sizes: dict[str, int] | None = None  # file_sizes(entries), when gathered as it streamed
 
     def summary(self, app_dir: str = "/app") -> dict:
         """The layer's figures. Its `size_bytes` (what the engine counts: regular files, and
@@ -725,7 +726,8 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
             if seen != diff_id:
                 raise HarnessError(f"save directory {layer_dir} holds {seen}, RootFS says {diff_id}")
         scan.layers[diff_id] = LayerIndex(diff_id, reader.layer.entries, reader.layer.captured,
-                                          reader.tar_bytes, dive=reader.facts.dive)
+                                          reader.tar_bytes, dive=reader.facts.dive,
+                                          file_sizes=reader.facts.sizes)
         if reader.facts.root is not None:
             scan.trees[diff_id] = reader.facts.root
             scan.visible[diff_id] = reader.facts.visible
@@ -876,7 +878,12 @@ def walk(node: Node, prefix: str = "") -> Iterator[tuple[str, Node]]:
 
 def inode_sizes(layers: list[list[Entry]]) -> dict[tuple[int, str], int]:
     """The size of every regular-file copy in the stack, by (stack index, path)."""
-    return {(i, e.path): e.size for i, entries in enumerate(layers) for e in entries if e.kind == FILE}
+    return {(i, path): size for i, entries in enumerate(layers) for path, size in file_sizes(entries).items()}
+
+
+def file_sizes(entries: list[Entry]) -> dict[str, int]:
+    """A layer's regular files' sizes by path (a path held twice: its last copy)."""
+    return {e.path: e.size for e in entries if e.kind == FILE}
 
 
 def visible_files(root: Node) -> list[Node]:
@@ -899,14 +906,20 @@ def visible_files(root: Node) -> list[Node]:
 
 
 def waste(layers: list[list[Entry]], root: Node, files: list[Node] | None = None,
-          visible: _Visible | None = None) -> dict:
+          visible: _Visible | None = None, sizes: list[dict[str, int]] | None = None) -> dict:
     """Bytes of copies that no visible path reaches any more, and the biggest of them.
-    The visible copies: `visible`'s when given, else those of `files` (or of a walk)."""
-    sizes = inode_sizes(layers)
-    seen = visible.nodes.keys() if visible is not None else {
-        n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
-    lost = [(size, key) for key, size in sizes.items() if key not in seen and size]
-    total = sum(sizes.values())
+
+    The copies lost: `visible`'s, kept by the merge, with each layer's `sizes` (file_sizes)
+    when given both; else those of the stack not among the visible `files` (or a walk's)."""
+    if visible is not None and sizes is not None:
+        total = sum(sum(layer.values()) for layer in sizes)
+        lost = [(size, key) for key in visible.lost if (size := sizes[key[0]].get(key[1]))]
+    else:
+        every = inode_sizes(layers)
+        seen = visible.nodes.keys() if visible is not None else {
+            n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
+        lost = [(size, key) for key, size in every.items() if key not in seen and size]
+        total = sum(every.values())
     wasted = sum(size for size, _ in lost)
     top = sorted(lost, reverse=True)[:TOP_PATHS]
     return {
@@ -971,6 +984,7 @@ class _LayerFacts:
         self.paths = {} if paths is None else paths  # _path_facts by path, shared by the stream's layers
         self.root = Node(children={}) if tree else None
         self.visible = _Visible(app, self.paths) if tree else None
+        self.sizes: dict[str, int] = {}  # file_sizes of the entries taken
         self._dirs: dict[str, Node] = {"": self.root}
         self._taken = 0
 
@@ -982,10 +996,13 @@ class _LayerFacts:
             new = entries[self._taken:end]
             self._taken = end
             _dive_add(self.dive, new)
-            paths = self.paths
+            paths, sizes = self.paths, self.sizes
             for e in new:
-                if e.kind in _FILE_KINDS and e.path not in paths:
-                    paths[e.path] = _path_facts(e.path)
+                if e.kind in _FILE_KINDS:
+                    if e.kind == FILE:
+                        sizes[e.path] = e.size
+                    if e.path not in paths:
+                        paths[e.path] = _path_facts(e.path)
             if self.root is not None:
                 self._dirs = _land(self.root, self._dirs, 0, new, self.visible)  # whiteouts: none below the bottom
 
@@ -1172,6 +1189,7 @@ class _Visible:
         self.app_modules = f"{app}/node_modules/"[1:]  # root-relative, as entry paths are
         self.shallow = {app, "/usr", ""}
         self.nodes: dict[tuple[int, str], list[Node]] = {}  # inode -> its visible nodes, the first counted
+        self.lost: set[tuple[int, str]] = set()  # inodes no visible path reaches any more
         self.file_count = self.app_packages = self.other_packages = 0
         self.files_bytes = self.app_modules_bytes = self.other_modules_bytes = 0
         self.suffix_bytes: Counter = Counter()
@@ -1203,6 +1221,8 @@ class _Visible:
         if nodes is None:
             self.nodes[inode] = [node]
             self._count(node, facts, 1)
+            if self.lost:
+                self.lost.discard(inode)  # a path a layer's tar holds twice: the second copy
         else:
             nodes.append(node)
 
@@ -1228,6 +1248,7 @@ class _Visible:
                 self._count(nodes[0], self._facts(nodes[0].entry.path), 1)
             else:
                 del self.nodes[inode]
+                self.lost.add(inode)
         else:
             del nodes[next(i for i, n in enumerate(nodes) if n is node)]
 
@@ -1425,7 +1446,8 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
         visible = scan.visible[diff_ids[0]] if bottom is not None else _Visible(app_dir.rstrip("/"), scan.paths)
         root = merge(listings, bottom, visible)
         contents = {
-            **waste(listings, root, visible=visible),
+            **waste(listings, root, visible=visible, sizes=[
+                file_sizes(layer.entries) if layer.file_sizes is None else layer.file_sizes for layer in stack]),
             **dive_waste(listings, [layer.dive for layer in stack]),
             **describe(root, [layer.captured for layer in stack], app_dir=app_dir, visible=visible,
                        dev_dependencies=app_dev_dependencies,

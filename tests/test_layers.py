@@ -56,6 +56,8 @@ def kept_totals(stack: list[list[Entry]], root: layers.Node) -> tuple:
     assert (counts, by_top, contents) == walked[:3]
     assert sorted(setuid, key=str) == sorted(walked[3], key=str)
     assert layers.waste(stack, root, visible=kept) == layers.waste(stack, root)
+    sizes = [layers.file_sizes(entries) for entries in stack]
+    assert layers.waste(stack, root, visible=kept, sizes=sizes) == layers.waste(stack, root)
     return counts, by_top, contents, setuid
 
 
