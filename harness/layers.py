@@ -124,6 +124,7 @@ class LayerIndex:
     compressed_sampled_bytes: int | None = None  # bytes of the layer the estimate compressed
     dive: _DiveLayer | None = None  # dive's view of it, when gathered as it streamed
     file_sizes: dict[str, int] | None = None  # file_sizes(entries), when gathered as it streamed
+    dive_leaves: dict[str, int] | None = None  # dive_leaves(dive), likewise
 
     def summary(self, app_dir: str = "/app") -> dict:
         """The layer's figures. Its `size_bytes` (what the engine counts: regular files, and
@@ -588,6 +589,7 @@ class _LayerReader:
         self.blocks = hasher is not None or sizer is not None
         self.tar_bytes = 0
         self.estimate: Callable[[], int] | None = None
+        self.leaves: dict[str, int] | None = None  # dive_leaves, once the layer is read
         self._pending: list = []
         self._pending_bytes = 0
 
@@ -606,6 +608,7 @@ class _LayerReader:
             self._flush(final=True)
         self.layer.parser.finish()
         self.facts.take(self.layer.entries, 0)
+        self.leaves = dive_leaves(self.facts.dive)
         if self.sizer is not None:
             self.estimate = self.sizer.finish()
 
@@ -727,7 +730,7 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
                 raise HarnessError(f"save directory {layer_dir} holds {seen}, RootFS says {diff_id}")
         scan.layers[diff_id] = LayerIndex(diff_id, reader.layer.entries, reader.layer.captured,
                                           reader.tar_bytes, dive=reader.facts.dive,
-                                          file_sizes=reader.facts.sizes)
+                                          file_sizes=reader.facts.sizes, dive_leaves=reader.leaves)
         if reader.facts.root is not None:
             scan.trees[diff_id] = reader.facts.root
             scan.visible[diff_id] = reader.facts.visible
@@ -1039,39 +1042,53 @@ class _DiveStack:
             todo.extend(self.children.get(p, ()))
 
 
-def dive_waste(layers: list[list[Entry]], dive_layers: list[_DiveLayer | None] | None = None) -> dict:
-    """dive 0.13's wastedBytes and efficiency score, computed as dive does (see the module doc).
-    `dive_layers`: each layer's _DiveLayer where it was gathered already (None: made here).
+def dive_leaves(layer: _DiveLayer) -> dict[str, int]:
+    """A layer's leaves as dive counts them: its nodes that are no other node's parent, by path."""
+    parents = layer.parents
+    return {path: size for path, (_, size) in layer.nodes.items() if path not in parents}
 
-    Each layer's leaves are its nodes that are no other node's parent, and its whiteouts
-    (sized by what they remove from the layers below: the only use of the merged stack,
-    so it is kept only up to the last layer with a whiteout). A path's first copy goes
-    in `first`, later ones in `more`: most paths have one.
+
+def dive_waste(layers: list[list[Entry]], dive_layers: list[_DiveLayer | None] | None = None,
+               leaves: list[dict[str, int] | None] | None = None) -> dict:
+    """dive 0.13's wastedBytes and efficiency score, computed as dive does (see the module doc).
+    `dive_layers`: each layer's _DiveLayer where it was gathered already (None: made here);
+    `leaves`: its dive_leaves, likewise.
+
+    A path's copies are its leaves in every layer, and its whiteouts (sized by what they
+    remove from the layers below: the only use of the merged stack, so it is kept only up
+    to the last layer with a whiteout). Only the sums and the smallest copy of each path
+    count, not the order: the paths with more than one copy (few) are found by set
+    operations on the layers' leaves, and only they are gone through one by one.
 
     One difference kept on purpose: where dive meets a whiteout for a path no lower
     layer has, it stops reading that layer; here the whiteout counts 0 and reading goes on."""
+    n = len(layers)
     dive_layers = [known or _dive_layer(entries)
-                   for entries, known in zip(layers, dive_layers or [None] * len(layers), strict=True)]
+                   for entries, known in zip(layers, dive_layers or [None] * n, strict=True)]
+    leaves = [dive_leaves(layer) if known is None else known
+              for layer, known in zip(dive_layers, leaves or [None] * n, strict=True)]
     stacked = max((i for i, layer in enumerate(dive_layers) if layer.whiteouts), default=0)
-    first: dict[str, int] = {}
-    more: dict[str, list[int]] = {}
     below = _DiveStack()
-    for index, layer in enumerate(dive_layers):
-        parents = layer.parents
-        leaves = [(path, size) for path, (_, size) in layer.nodes.items() if path not in parents]
-        leaves += [(path, below.whiteout_size(path)) for path in layer.whiteouts]
-        for path, size in leaves:
-            if path in first:
-                more.setdefault(path, [first[path]]).append(size)
-            else:
-                first[path] = size
+    removed: dict[str, list[int]] = {}  # a whiteout's path -> what each of its whiteouts removes
+    seen: set[str] = set()
+    several: set[str] = set()  # paths with more than one copy
+    for index, (layer, own) in enumerate(zip(dive_layers, leaves)):
+        several |= seen & own.keys()
+        seen |= own.keys()
+        for path in layer.whiteouts:
+            several.add(path) if path in seen else seen.add(path)
+            removed.setdefault(path, []).append(below.whiteout_size(path))
         if index < stacked:
             below.stack(layer)
-    cumulative = sum(first.values()) + sum(sum(sizes[1:]) for sizes in more.values())
-    smallest = cumulative - sum(sum(sizes) - min(sizes) for sizes in more.values())
+    cumulative = sum(sum(own.values()) for own in leaves) + sum(sum(sizes) for sizes in removed.values())
+    wasted = spared = 0  # spared: all copies of a path but its smallest
+    for path in several:
+        sizes = [own[path] for own in leaves if path in own] + removed.get(path, [])
+        wasted += sum(sizes)
+        spared += sum(sizes) - min(sizes)
     return {
-        "dive_wasted_bytes": sum(sum(sizes) for sizes in more.values()),
-        "dive_efficiency": smallest / cumulative if cumulative else 1.0,
+        "dive_wasted_bytes": wasted,
+        "dive_efficiency": (cumulative - spared) / cumulative if cumulative else 1.0,
     }
 
 
@@ -1448,7 +1465,7 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
         contents = {
             **waste(listings, root, visible=visible, sizes=[
                 file_sizes(layer.entries) if layer.file_sizes is None else layer.file_sizes for layer in stack]),
-            **dive_waste(listings, [layer.dive for layer in stack]),
+            **dive_waste(listings, [layer.dive for layer in stack], [layer.dive_leaves for layer in stack]),
             **describe(root, [layer.captured for layer in stack], app_dir=app_dir, visible=visible,
                        dev_dependencies=app_dev_dependencies,
                        search_path=_image_path((attrs.get("Config") or {}).get("Env"))),

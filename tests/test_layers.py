@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,36 @@ def test_overwritten_file_wastes_the_old_copy_and_dive_counts_both():
     assert got["efficiency"] == pytest.approx(350 / 650)
     assert got["dive_efficiency"] == pytest.approx(300 / 650)
     assert got["top_wasted"] == [{"path": "/etc/a", "layer_index": 0, "bytes": 300}]
+
+
+def dive_by_hand(stack: list[list[Entry]]) -> tuple[int, float]:
+    """dive's sums the plain way: every layer's leaves and whiteouts in stack order, each
+    path's copies listed (dive_waste finds the paths with several by set operations)."""
+    copies: dict[str, list[int]] = {}
+    below = layers._DiveStack()
+    for layer in (layers._dive_layer(entries) for entries in stack):
+        for path, size in [*layers.dive_leaves(layer).items(),
+                           *((p, below.whiteout_size(p)) for p in layer.whiteouts)]:
+            copies.setdefault(path, []).append(size)
+        below.stack(layer)
+    cumulative = sum(sum(sizes) for sizes in copies.values())
+    several = [sizes for sizes in copies.values() if len(sizes) > 1]
+    smallest = cumulative - sum(sum(sizes) - min(sizes) for sizes in several)
+    return sum(sum(sizes) for sizes in several), smallest / cumulative if cumulative else 1.0
+
+
+def test_dive_waste_is_the_sum_over_every_paths_copies_on_random_stacks():
+    rng = random.Random(5)
+    names = ["a", "b", "c", "a/x", "a/y", "b/z", "a/x/q", "c/w"]
+    for _ in range(500):
+        stack = [[Entry(path, kind, rng.randint(0, 50) if kind == FILE else 0, 0o644,
+                        "t" if kind == SYMLINK else "")
+                  for path, kind in ((rng.choice(names), rng.choice([FILE, FILE, DIR, WHITEOUT, OPAQUE, SYMLINK]))
+                                     for _ in range(rng.randint(0, 6)))]
+                 for _ in range(rng.randint(1, 5))]
+        got = layers.dive_waste(stack)
+        wasted, efficiency = dive_by_hand(stack)
+        assert got["dive_wasted_bytes"] == wasted and got["dive_efficiency"] == pytest.approx(efficiency), stack
 
 
 def test_deleted_file_is_wasted_once_by_both():
