@@ -1213,6 +1213,7 @@ class _Visible:
         self.by_file: dict[str, list[int]] = {}  # group -> [bytes, inodes], files in a shallow directory
         self.by_dir: dict[str, list[int]] = {}  # directory -> [bytes, inodes], the others
         self.contents: dict[tuple[int, bytes], int] = {}  # (size, digest) -> copies
+        self.duplicate_files = self.duplicate_bytes = 0  # copies beyond each content's first
         self.setuid: dict[tuple[int, str], dict] = {}
 
     def _facts(self, path: str) -> tuple:
@@ -1302,11 +1303,15 @@ class _Visible:
             return
         self.files_bytes += sign * size
         key = (size, content.digest)
-        copies = self.contents.get(key, 0) + sign
+        had = self.contents.get(key, 0)
+        copies = had + sign
         if copies:
             self.contents[key] = copies
         else:
             del self.contents[key]
+        if max(had, copies) > 1:  # a copy beyond the first came or went
+            self.duplicate_files += sign
+            self.duplicate_bytes += sign * size
         if in_modules and path.startswith(self.app_modules):
             self.app_modules_bytes += sign * size
         elif in_modules:
@@ -1314,8 +1319,9 @@ class _Visible:
         if suffix:
             self.suffix_bytes[suffix] += sign * size
 
-    def totals(self) -> tuple[Counter, Counter, dict, list]:
-        """Counts, bytes by top path, copies by (size, digest), and the setuid/setgid files."""
+    def totals(self) -> tuple[Counter, Counter, list]:
+        """Counts (duplicate files and bytes among them), bytes by top path, and the
+        setuid/setgid files."""
         by_top: Counter = Counter()
         for key, (size, inodes) in self.by_file.items():
             if inodes:
@@ -1326,12 +1332,13 @@ class _Visible:
         counts = Counter(self.suffix_bytes)
         counts.update(file_count=self.file_count, app_packages=self.app_packages,
                       other_packages=self.other_packages, files_bytes=self.files_bytes,
-                      app_modules_bytes=self.app_modules_bytes, other_modules_bytes=self.other_modules_bytes)
-        return counts, by_top, dict(self.contents), list(self.setuid.values())
+                      app_modules_bytes=self.app_modules_bytes, other_modules_bytes=self.other_modules_bytes,
+                      duplicate_files=self.duplicate_files, duplicate_bytes=self.duplicate_bytes)
+        return counts, by_top, list(self.setuid.values())
 
 
 def _visible_totals(files: list[Node], app: str,
-                    paths: dict[str, tuple] | None = None) -> tuple[Counter, Counter, dict, list]:
+                    paths: dict[str, tuple] | None = None) -> tuple[Counter, Counter, list]:
     """_Visible's totals of `files` (in walk order)."""
     visible = _Visible(app, paths)
     for node in files:
@@ -1346,15 +1353,15 @@ def describe(root: Node, captured: list[dict[str, bytes]], *, app_dir: str,
     """The visible files' totals and the facts a reviewer of a Dockerfile asks about.
     The totals: `visible`'s when given (kept by the merge), else those of `files` (or of a walk)."""
     app = app_dir.rstrip("/")
-    c, by_top, contents, setuid = visible.totals() if visible is not None else _visible_totals(
+    c, by_top, setuid = visible.totals() if visible is not None else _visible_totals(
         visible_files(root) if files is None else files, app, paths)
     db, packages = _package_db(root, captured)
     return {
         "file_count": c["file_count"],
         "files_bytes": c["files_bytes"],
         "top_paths": [{"path": p, "bytes": b} for p, b in by_top.most_common(TOP_PATHS)],
-        "duplicate_files": sum(n - 1 for n in contents.values()),
-        "duplicate_bytes": sum(size * (n - 1) for (size, _), n in contents.items()),
+        "duplicate_files": c["duplicate_files"],
+        "duplicate_bytes": c["duplicate_bytes"],
         "node_modules_bytes": c["app_modules_bytes"] + c["other_modules_bytes"],
         "app_node_modules_bytes": c["app_modules_bytes"],
         "other_node_modules_bytes": c["other_modules_bytes"],

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,22 @@ def kept_totals(stack: list[list[Entry]], root: layers.Node) -> tuple:
     of the tree it ends with (setuid files in any order), and the same waste."""
     kept = layers._Visible("/app")
     layers.merge(stack, visible=kept)
-    counts, by_top, contents, setuid = kept.totals()
+    counts, by_top, setuid = kept.totals()
     walked = layers._visible_totals(layers.visible_files(root), "/app")
-    assert (counts, by_top, contents) == walked[:3]
-    assert sorted(setuid, key=str) == sorted(walked[3], key=str)
+    assert (counts, by_top) == walked[:2]
+    assert sorted(setuid, key=str) == sorted(walked[2], key=str)
+    copies = Counter((n.content.size, n.content.digest) for n in kept_files(kept) if n.content.size)
+    assert (counts["duplicate_files"], counts["duplicate_bytes"]) == (
+        sum(k - 1 for k in copies.values()), sum(size * (k - 1) for (size, _), k in copies.items()))
     assert layers.waste(stack, root, visible=kept) == layers.waste(stack, root)
     sizes = [layers.file_sizes(entries) for entries in stack]
     assert layers.waste(stack, root, visible=kept, sizes=sizes) == layers.waste(stack, root)
-    return counts, by_top, contents, setuid
+    return counts, by_top, setuid
+
+
+def kept_files(kept: layers._Visible) -> list[layers.Node]:
+    """One node per visible inode: the one whose bytes count."""
+    return [nodes[0] for nodes in kept.nodes.values()]
 
 
 # ---------------------------------------------------------------- waste, ours and dive's
@@ -164,22 +173,26 @@ def test_visible_files_are_the_walks_files_and_their_totals_need_no_paths_from_t
     stream comes give the totals worked out from nothing."""
     stack = [[Entry("app", DIR), file("app/node_modules/a/package.json", 30), file("app/main.ts", 40),
               file("usr/lib/x.map", 50), Entry("usr/bin/l", LINK, 0, 0o755, "usr/lib/x.map"),
-              file("opt/node_modules/@s/b/package.json", 60), file("opt/t.d.ts", 70), file("s", 1, 0o4755)],
-             [file("app/main.ts", 41), Entry("usr/lib/x.map", WHITEOUT), Entry("d", DIR), file("d/e", 2)]]
+              file("opt/node_modules/@s/b/package.json", 60), file("opt/t.d.ts", 70), file("s", 1, 0o4755),
+              file("opt/g", 2, content="dup")],
+             [file("app/main.ts", 41), Entry("usr/lib/x.map", WHITEOUT), Entry("d", DIR),
+              file("d/e", 2, content="dup"), file("d/f", 2, content="dup"), Entry("opt/g", WHITEOUT)]]
     root = layers.merge(stack)
     files = layers.visible_files(root)
     assert files == [node for _, node in layers.walk(root) if node.kind in (layers.FILE, layers.LINK)]
-    assert len(files) == 7
+    assert len(files) == 8
     paths: dict = {}
     for entries in stack:  # a _LayerFacts per layer, one dict for the stream, as _scan_stream has them
         layers._LayerFacts(tree=False, paths=paths).take(entries, 0)
     assert set(paths) == {e.path for entries in stack for e in entries if e.kind in (layers.FILE, layers.LINK)}
     assert layers._visible_totals(files, "/app", paths) == layers._visible_totals(files, "/app")
-    counts, by_top, _, setuid = layers._visible_totals(files, "/app", paths)
+    counts, by_top, setuid = layers._visible_totals(files, "/app", paths)
     assert (counts["app_packages"], counts["other_packages"], counts[".ts"], counts[".d.ts"]) == (1, 1, 41, 70)
     assert by_top["/usr/bin"] == 50 and setuid == [{"path": "/s", "mode": "4755"}]
     # kept by the merge: x.map's bytes move to its hard link when it is deleted, main.ts's old copy goes
-    assert kept_totals(stack, root)[1]["/usr/bin"] == 50
+    counts, by_top, _ = kept_totals(stack, root)
+    assert by_top["/usr/bin"] == 50
+    assert (counts["duplicate_files"], counts["duplicate_bytes"]) == (1, 2)  # d/f; opt/g's copy went
 
 
 def snapshot(root: layers.Node) -> list[tuple]:
