@@ -629,6 +629,45 @@ class _LayerReader:
         self._pending_bytes = len(rest)
 
 
+class _Stacker:
+    """The merge, done as the stream comes: a layer read is merged as soon as the layer
+    below it is (its v1 json, before its layer.tar, names that one), so after the stream
+    only the layers that came before the one below them are left. The order is checked
+    against the manifest at the end (stacked)."""
+
+    def __init__(self, parents: dict[str, str], app: str, paths: dict[str, tuple]):
+        self.parents = parents  # the _Scan's: v1 parent id by save directory
+        self.app = app
+        self.paths = paths
+        self.waiting: dict[str, tuple[str, list[Entry], _LayerFacts | None]] = {}  # by parent id
+        self.merged: list[str] = []  # save directories, in stack order
+        self.root: Node | None = None
+        self.visible: _Visible | None = None
+
+    def ready(self, layer_dir: str, entries: list[Entry], facts: _LayerFacts | None) -> None:
+        """A layer read whole (`facts`: what was gathered as it streamed, None from the cache)."""
+        parent = self.parents.get(layer_dir)
+        if parent is None:
+            return  # its json was not read: left for after the stream
+        self.waiting[parent] = (layer_dir, entries, facts)
+        while (layer := self.waiting.pop(self.merged[-1] if self.merged else "", None)) is not None:
+            layer_dir, entries, facts = layer
+            index = len(self.merged)
+            if index == 0 and facts is not None and facts.root is not None:
+                self.root, self.visible = facts.root, facts.visible  # built as it streamed
+            else:
+                if index == 0:
+                    self.root, self.visible = Node(children={}), _Visible(self.app, self.paths)
+                _whiteouts(self.root, entries, self.visible)
+                _land(self.root, {"": self.root}, index, entries, self.visible)
+            self.merged.append(layer_dir)
+
+    def stacked(self, order: list[str]) -> int:
+        """How many of the stack's layers, in the manifest's `order` of save directories, are merged."""
+        done = len(self.merged)
+        return done if self.merged == order[:done] else 0
+
+
 @dataclass
 class _Scan:
     """What one pass over a save stream found: layers read (by save directory, until the
@@ -636,10 +675,9 @@ class _Scan:
     readers: list[tuple[str, _LayerReader]] = field(default_factory=list)
     cached: dict[str, LayerIndex] = field(default_factory=dict)  # by save directory
     layers: dict[str, LayerIndex] = field(default_factory=dict)  # by diff id, once resolved
-    trees: dict[str, Node] = field(default_factory=dict)  # read layers' as the bottom, by diff id
-    visible: dict[str, _Visible] = field(default_factory=dict)  # and their visible files' totals
     paths: dict[str, tuple] = field(default_factory=dict)  # _path_facts of the layers read
     parents: dict[str, str] = field(default_factory=dict)  # v1 parent id by save directory
+    stacker: _Stacker | None = None
     pending_sizes: dict[str, Callable[[], int]] = field(default_factory=dict)
     manifest: list | None = None
     bytes_read: int = 0
@@ -659,6 +697,7 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
     """Reads the save stream. Layers get their diff ids afterwards, from the manifest.
     `app`: the app directory, without a trailing '/', for the visible files' totals."""
     scan = _Scan()
+    scan.stacker = stacker = _Stacker(scan.parents, app, scan.paths)
 
     def on_member(member: Member, whole: memoryview | None) -> Sink | None:
         name = _norm(member.name)
@@ -669,27 +708,36 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
             data = bytearray()
             return data.extend, lambda: setattr(scan, "manifest", json.loads(bytes(data)))
         layer_dir, base = posixpath.split(name)
-        if base == "json" and layer_dir and whole is not None:
-            try:  # the layer's v1 config, before its layer.tar: a bottom layer has no parent
-                scan.parents[layer_dir] = json.loads(bytes(whole)).get("parent") or ""
-            except (ValueError, AttributeError):
-                pass  # only a hint: without it the layer's tree is built anyway
-            return None
+        if base == "json" and layer_dir:  # the layer's v1 config, before its layer.tar
+            def parent(data) -> None:
+                try:  # a bottom layer has none
+                    scan.parents[layer_dir] = json.loads(bytes(data)).get("parent") or ""
+                except (ValueError, AttributeError):
+                    pass  # only a hint: without it the layer's tree is built anyway, and merged after the stream
+            if whole is not None:
+                return parent(whole)
+            data = bytearray()
+            return data.extend, lambda: parent(data)
         if base != "layer.tar" or not layer_dir or member.type not in _REGULAR_TYPES:
             return None  # a symlinked layer.tar repeats a layer already in the stream
         cached = known.get(layer_dir)
         if cached is not None:  # skipped unread: the manifest check vouches for it
             scan.cached[layer_dir] = cached
+            stacker.ready(layer_dir, cached.entries, None)
             return None
         reader = _LayerReader(new_hasher() if new_hasher else None,
                               new_sizer(member.size) if new_sizer else None,
                               _LayerFacts(not scan.parents.get(layer_dir), scan.paths, app))
         scan.readers.append((layer_dir, reader))
+
+        def close() -> None:
+            reader.close()
+            stacker.ready(layer_dir, reader.layer.entries, reader.facts)
         if whole is not None:  # a small layer.tar within one piece of the stream
             reader.write(whole)
-            reader.close()
+            close()
             return None
-        return reader.write, reader.close
+        return reader.write, close
 
     outer = TarParser(on_member)
     for chunk in chunks:
@@ -731,9 +779,6 @@ def _resolve(scan: _Scan, diff_ids: list[str]) -> dict[str, str]:
         scan.layers[diff_id] = LayerIndex(diff_id, reader.layer.entries, reader.layer.captured,
                                           reader.tar_bytes, dive=reader.facts.dive,
                                           file_sizes=reader.facts.sizes, dive_leaves=reader.leaves)
-        if reader.facts.root is not None:
-            scan.trees[diff_id] = reader.facts.root
-            scan.visible[diff_id] = reader.facts.visible
         if reader.estimate is not None:
             scan.pending_sizes[diff_id] = reader.estimate
             scan.layers[diff_id].compressed_sampled_bytes = reader.sizer.sampled_bytes
@@ -850,15 +895,16 @@ def _land(root: Node, dirs: dict[str, Node], index: int, entries: list[Entry],
     return dirs
 
 
-def merge(layers: list[list[Entry]], bottom: Node | None = None, visible: _Visible | None = None) -> Node:
+def merge(layers: list[list[Entry]], bottom: Node | None = None, visible: _Visible | None = None,
+          done: int | None = None) -> Node:
     """The final filesystem: each layer's whiteouts act on the layers below, then its entries land.
 
-    `bottom`: the first layer's tree when it was built already (_LayerFacts.root); it is
-    built on, not copied (and `visible` has counted it). `visible` is kept up to date."""
+    `bottom`: the tree of the first `done` layers (default 1) when it was built already
+    (as the stream came); it is built on, not copied (and `visible` has counted them).
+    `visible` is kept up to date."""
     root = Node(children={}) if bottom is None else bottom
-    for index, entries in enumerate(layers):
-        if index == 0 and bottom is not None:
-            continue
+    done = (0 if bottom is None else 1) if done is None else done
+    for index, entries in enumerate(layers[done:], done):
         _whiteouts(root, entries, visible)
         _land(root, {"": root}, index, entries, visible)
     return root
@@ -1466,9 +1512,13 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
         dirs = _resolve(scan, diff_ids)
         stack = [scan.layers[d] for d in diff_ids]
         listings = [layer.entries for layer in stack]
-        bottom = scan.trees.get(diff_ids[0])  # built as it streamed, its visible files counted
-        visible = scan.visible[diff_ids[0]] if bottom is not None else _Visible(app_dir.rstrip("/"), scan.paths)
-        root = merge(listings, bottom, visible)
+        done = scan.stacker.stacked([_layer_dir(path) for path in scan.manifest[0]["Layers"]])
+        if done:  # the layers merged as they streamed, their visible files counted
+            visible = scan.stacker.visible
+            root = merge(listings, scan.stacker.root, visible, done)
+        else:
+            visible = _Visible(app_dir.rstrip("/"), scan.paths)
+            root = merge(listings, None, visible)
         contents = {
             **waste(listings, root, visible=visible, sizes=[
                 file_sizes(layer.entries) if layer.file_sizes is None else layer.file_sizes for layer in stack]),

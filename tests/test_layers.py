@@ -195,6 +195,23 @@ def test_visible_files_are_the_walks_files_and_their_totals_need_no_paths_from_t
     assert (counts["duplicate_files"], counts["duplicate_bytes"]) == (1, 2)  # d/f; opt/g's copy went
 
 
+def test_the_stacker_merges_a_layer_once_the_one_below_it_is_merged():
+    """Layers come in the save stream in the order of their directories' names, not the
+    stack's: each waits for its parent (from its v1 json), then is merged on the tree."""
+    stack = [[Entry("a", DIR), file("a/x", 10), file("a/y", 5)], [file("a/x", 12), Entry("a/y", WHITEOUT)],
+             [Entry("b", DIR), file("b/z", 3)], [file("a/w", 1, content="a/x")]]
+    dirs = ["d0", "d1", "d2", "d3"]
+    stacker = layers._Stacker({"d0": "", "d1": "d0", "d2": "d1", "d3": "d2"}, "/app", {})
+    for layer_dir, merged in (("d2", []), ("d0", ["d0"]), ("d3", ["d0"]), ("d1", dirs)):
+        stacker.ready(layer_dir, stack[dirs.index(layer_dir)], None)
+        assert stacker.merged == merged
+    assert stacker.stacked(dirs) == 4 and stacker.stacked(["d1", "d0", "d2", "d3"]) == 0
+    root = layers.merge(stack)
+    assert snapshot(stacker.root) == snapshot(root)
+    assert stacker.visible.totals() == layers._visible_totals(layers.visible_files(root), "/app")
+    assert layers.waste(stack, root, visible=stacker.visible) == layers.waste(stack, root)
+
+
 def snapshot(root: layers.Node) -> list[tuple]:
     return [(path, node.entry, node.inode, node.content) for path, node in layers.walk(root)]
 
@@ -873,24 +890,25 @@ def test_compressed_estimate_against_a_registry_push(docker_client, image_janito
 def test_the_merge_starts_from_the_bottom_layers_tree_built_as_it_streamed(docker_client, standins_built,
                                                                          monkeypatch):
     """On a real save stream the bottom layer is known from its v1 json (no parent) before its
-    layer.tar: its tree alone is built while it streams, and the merge starts from it; the
-    figures are those of a merge from the listings."""
+    layer.tar: its tree alone is built while it streams, the layers above are merged on it as
+    they come in order, and the merge after the stream goes on from there; the figures are
+    those of a merge from the listings and a walk of its tree."""
     image = standins_built["harness-standin/node:20-alpine"].tag
     seen = []
     original = layers.merge
-    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None:
-                        seen.append(bottom) or original(stack, bottom, visible))
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None, done=None:
+                        seen.append((bottom, done)) or original(stack, bottom, visible, done))
     built = []
     facts = layers._LayerFacts.__init__
     monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None, app="/app":
                         built.append(tree) or facts(self, tree, paths, app))
     streamed = layers.analyze_image(docker_client, image, estimate_compressed=False)
-    assert len(seen) == 1 and seen[0] is not None
+    assert len(seen) == 1 and seen[0][0] is not None and seen[0][1] >= 1
     assert built.count(True) == 1 and len(built) == streamed["layer_count"] > 1
     # Plain: no tree as it streams, a merge from the listings, and the totals from a walk of it.
     monkeypatch.setattr(layers._LayerFacts, "__init__", lambda self, tree=True, paths=None, app="/app":
                         facts(self, False, paths, app))
-    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None: original(stack))
+    monkeypatch.setattr(layers, "merge", lambda stack, bottom=None, visible=None, done=None: original(stack))
     describe, waste = layers.describe, layers.waste
     monkeypatch.setattr(layers, "describe", lambda *args, visible=None, **kwargs: describe(*args, **kwargs))
     monkeypatch.setattr(layers, "waste", lambda *args, visible=None, **kwargs: waste(*args, **kwargs))
