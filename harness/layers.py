@@ -955,18 +955,20 @@ def visible_files(root: Node) -> list[Node]:
 
 
 def waste(layers: list[list[Entry]], root: Node, files: list[Node] | None = None,
-          visible: _Visible | None = None, sizes: list[dict[str, int]] | None = None) -> dict:
+          visible: _Visible | None = None, sizes: list[dict[str, int] | None] | None = None) -> dict:
     """Bytes of copies that no visible path reaches any more, and the biggest of them.
 
-    The copies lost: `visible`'s, kept by the merge, with each layer's `sizes` (file_sizes)
-    when given both; else those of the stack not among the visible `files` (or a walk's)."""
-    if visible is not None and sizes is not None:
+    The copies lost: `visible`'s when given (kept by the merge), sized by each layer's
+    `sizes` (its file_sizes where gathered already, None: worked out here); else those of
+    the stack not among the visible `files` (or a walk's)."""
+    if visible is not None:
+        sizes = [file_sizes(entries) if known is None else known
+                 for entries, known in zip(layers, sizes or [None] * len(layers), strict=True)]
         total = sum(sum(layer.values()) for layer in sizes)
         lost = [(size, key) for key in visible.lost if (size := sizes[key[0]].get(key[1]))]
     else:
         every = inode_sizes(layers)
-        seen = visible.nodes.keys() if visible is not None else {
-            n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
+        seen = {n.inode for n in (visible_files(root) if files is None else files) if n.inode is not None}
         lost = [(size, key) for key, size in every.items() if key not in seen and size]
         total = sum(every.values())
     wasted = sum(size for size, _ in lost)
@@ -1045,13 +1047,11 @@ class _LayerFacts:
             new = entries[self._taken:end]
             self._taken = end
             _dive_add(self.dive, new)
-            paths, sizes = self.paths, self.sizes
+            self.sizes.update(file_sizes(new))
+            paths = self.paths
             for e in new:
-                if e.kind in _FILE_KINDS:
-                    if e.kind == FILE:
-                        sizes[e.path] = e.size
-                    if e.path not in paths:
-                        paths[e.path] = _path_facts(e.path)
+                if e.kind in _FILE_KINDS and e.path not in paths:
+                    paths[e.path] = _path_facts(e.path)
             if self.root is not None:
                 self._dirs = _land(self.root, self._dirs, 0, new, self.visible)  # whiteouts: none below the bottom
 
@@ -1268,16 +1268,21 @@ class _Visible:
             facts = self.paths[path] = _path_facts(path)
         return facts
 
-    def add(self, node: Node) -> None:
-        """A regular file or hard link now visible."""
+    def _path_counts(self, node: Node, sign: int) -> tuple:
+        """The counts by path (files, package.json files) for `node`; its path's facts."""
         path = node.entry.path
         facts = self._facts(path)
-        self.file_count += 1
+        self.file_count += sign
         if facts[0]:
             if facts[3] and path.startswith(self.app_modules):
-                self.app_packages += 1
+                self.app_packages += sign
             else:
-                self.other_packages += 1
+                self.other_packages += sign
+        return facts
+
+    def add(self, node: Node) -> None:
+        """A regular file or hard link now visible."""
+        facts = self._path_counts(node, 1)
         inode = node.inode
         if inode is None:
             return
@@ -1293,14 +1298,7 @@ class _Visible:
     def drop(self, node: Node) -> None:
         """A regular file or hard link no longer visible; its inode's bytes move to the next
         of its paths, or go."""
-        path = node.entry.path
-        facts = self._facts(path)
-        self.file_count -= 1
-        if facts[0]:
-            if facts[3] and path.startswith(self.app_modules):
-                self.app_packages -= 1
-            else:
-                self.other_packages -= 1
+        facts = self._path_counts(node, -1)
         inode = node.inode
         if inode is None:
             return
@@ -1520,8 +1518,7 @@ def analyze_image(client: docker.DockerClient, image_id: str, *,
             visible = _Visible(app_dir.rstrip("/"), scan.paths)
             root = merge(listings, None, visible)
         contents = {
-            **waste(listings, root, visible=visible, sizes=[
-                file_sizes(layer.entries) if layer.file_sizes is None else layer.file_sizes for layer in stack]),
+            **waste(listings, root, visible=visible, sizes=[layer.file_sizes for layer in stack]),
             **dive_waste(listings, [layer.dive for layer in stack], [layer.dive_leaves for layer in stack]),
             **describe(root, [layer.captured for layer in stack], app_dir=app_dir, visible=visible,
                        dev_dependencies=app_dev_dependencies,
