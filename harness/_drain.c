@@ -1,13 +1,15 @@
-/* A response body read from its socket in the thread that parses it, with the HTTP chunk
- * framing taken out in C and the GIL released while it waits.
+/* A response body read from its socket in the thread that parses it, with the GIL released
+ * while it waits, into the bytes objects it returns.
  *
- * Why: the engine writes the save stream in 32 KiB chunks into a socket that holds about
- * 220 KiB (a Unix socket's limit is the sender's buffer), and it stops whenever that is full.
- * http.client takes the framing out in Python, which costs about as much as the parse. A
- * thread of its own that kept the socket empty (this module's first form) cost more than it
- * saved on a 2-core machine: the engine, that thread and the parse then want three cores,
- * and every chunk woke it. Read here, in pieces small enough that the parse of one is done
- * before the engine fills the socket (save_stream.PIECE_BYTES), as dive reads it in Go.
+ * Why: the engine writes the save stream into a socket that holds about 220 KiB (a Unix
+ * socket's limit is the sender's buffer), and it stops whenever that is full. http.client
+ * reads a body in Python, HTTP/1.1's chunk framing too, which costs about as much as the
+ * parse. A thread of its own that kept the socket empty (this module's first form) cost
+ * more than it saved on a 2-core machine: the engine, that thread and the parse then want
+ * three cores, and every chunk woke it. Read here, in pieces small enough that the parse of
+ * one is done before the engine fills the socket (save_stream.PIECE_BYTES), as dive reads
+ * it in Go. A body without chunks (save_stream asks for HTTP/1.0) is received straight into
+ * the piece; chunks are received aside and their framing taken out on the way in.
  *
  * Errors (a framing it cannot read, the engine closing mid-body) are raised as OSError.
  * Like the SDK's own streams, it has no timeout; it wakes every tick to let Ctrl-C in.
@@ -33,8 +35,10 @@ typedef struct {
     int fd;
     int chunked;
     int open;
-    char *buf; /* decoded body not read yet: `have` bytes from the start */
+    char *buf; /* decoded body beyond what the reads took: `have` bytes from the start */
     size_t cap, have, size;
+    char *out; /* the bytes object the read at hand fills: `filled` of `want` */
+    size_t filled, want;
     char *scratch;
     int eof;      /* nothing more will come */
     int complete; /* the body's end was reached */
@@ -51,12 +55,20 @@ static void fail(Drain *d, const char *why)
         snprintf(d->why, sizeof d->why, "%s", why);
 }
 
-/* Room is made before every receive (see pump): decoded data is never longer than what
- * was received. */
+/* Decoded data goes straight into the read's bytes object, and what it has no room for
+ * into `buf`. A receive comes only once `buf` is empty (see Drain_read), and decoded data
+ * is never longer than what was received, so `buf` has room. */
 static void put(Drain *d, const char *p, size_t n)
 {
-    memcpy(d->buf + d->have, p, n);
-    d->have += n;
+    size_t k = d->want - d->filled;
+    if (k > n)
+        k = n;
+    if (k) {
+        memcpy(d->out + d->filled, p, k);
+        d->filled += k;
+    }
+    memcpy(d->buf + d->have, p + k, n - k);
+    d->have += n - k;
 }
 
 static int hex_digit(char c)
@@ -144,11 +156,13 @@ static int decode(Drain *d, const char *p, size_t n)
     return 1;
 }
 
-/* One receive, decoded. 1: go on, 0: an error (in d->why), 2: nothing within a tick. */
+/* One receive, decoded. 1: go on, 0: an error (in d->why), 2: nothing within a tick.
+ * A body without chunks is received straight into the read's bytes object. */
 static int pump(Drain *d)
 {
-    size_t room = d->size - d->have;
-    ssize_t got = recv(d->fd, d->scratch, room < SCRATCH ? room : SCRATCH, 0);
+    size_t room = d->want - d->filled;
+    char *into = d->chunked ? d->scratch : d->out + d->filled;
+    ssize_t got = recv(d->fd, into, d->chunked && room > SCRATCH ? SCRATCH : room, 0);
     if (got < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             struct pollfd pfd = {d->fd, POLLIN, 0}; /* a socket left non-blocking waits here */
@@ -166,6 +180,10 @@ static int pump(Drain *d)
             return 0;
         }
         d->complete = d->eof = 1; /* a body without chunks ends where the connection does */
+        return 1;
+    }
+    if (!d->chunked) {
+        d->filled += (size_t)got;
         return 1;
     }
     return decode(d, d->scratch, (size_t)got);
@@ -188,10 +206,10 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "capacity must be positive");
         return -1;
     }
-    /* A read waits for at most `capacity` bytes, so before every receive there is room
-     * for SCRATCH more; the prefix (what the HTTP client had buffered) goes in first. */
+    /* `buf` takes the prefix (what the HTTP client had buffered), then at most one
+     * receive's overflow, or an interrupted read's bytes (`capacity` at most). */
     d->cap = (size_t)capacity;
-    d->size = d->cap + ((size_t)prefix.len > SCRATCH ? (size_t)prefix.len : SCRATCH);
+    d->size = (d->cap > (size_t)prefix.len ? d->cap : (size_t)prefix.len) + SCRATCH;
     d->buf = PyMem_RawMalloc(d->size);
     d->scratch = PyMem_RawMalloc(SCRATCH);
     if (d->buf == NULL || d->scratch == NULL) {
@@ -200,6 +218,8 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
         return -1;
     }
     d->state = SIZE;
+    d->out = NULL;
+    d->filled = d->want = 0; /* the prefix goes to `buf` */
     decode(d, prefix.buf, (size_t)prefix.len); /* an error is raised by the first read */
     PyBuffer_Release(&prefix);
     struct timeval tick = {0, TICK_MS * 1000};
@@ -209,7 +229,8 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
 }
 
 /* read(n): up to n bytes of the body, once n are there or the body has ended; b"" after
- * its end. Receives without the GIL, a tick at a time so that Ctrl-C is seen. */
+ * its end. Receives without the GIL, a tick at a time so that Ctrl-C is seen, into the
+ * bytes object it returns. */
 static PyObject *Drain_read(Drain *d, PyObject *arg)
 {
     Py_ssize_t want = PyLong_AsSsize_t(arg);
@@ -224,26 +245,45 @@ static PyObject *Drain_read(Drain *d, PyObject *arg)
     }
     if ((size_t)want > d->cap)
         want = (Py_ssize_t)d->cap;
-    while (!d->why[0] && d->have < (size_t)want && !d->eof) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, want);
+    if (out == NULL)
+        return NULL;
+    d->out = PyBytes_AS_STRING(out);
+    d->want = (size_t)want;
+    d->filled = d->have < d->want ? d->have : d->want;
+    memcpy(d->out, d->buf, d->filled);
+    d->have -= d->filled;
+    memmove(d->buf, d->buf + d->filled, d->have); /* less than one receive */
+    int interrupted = 0;
+    while (!d->why[0] && d->filled < d->want && !d->eof) {
         int status;
         Py_BEGIN_ALLOW_THREADS
         do
             status = pump(d);
-        while (status == 1 && d->have < (size_t)want && !d->eof);
+        while (status == 1 && d->filled < d->want && !d->eof);
         Py_END_ALLOW_THREADS
-        if (status == 2 && PyErr_CheckSignals() < 0)
-            return NULL;
+        if (status == 2 && PyErr_CheckSignals() < 0) {
+            interrupted = 1;
+            break;
+        }
+    }
+    size_t filled = d->filled;
+    d->out = NULL;
+    d->filled = d->want = 0;
+    if (interrupted) {
+        /* Kept for the next read: `buf` is empty here, as no receive overflowed. */
+        memcpy(d->buf, PyBytes_AS_STRING(out), filled);
+        d->have = filled;
+        Py_DECREF(out);
+        return NULL;
     }
     if (d->why[0]) {
+        Py_DECREF(out);
         PyErr_SetString(PyExc_OSError, d->why);
         return NULL;
     }
-    size_t k = d->have < (size_t)want ? d->have : (size_t)want;
-    PyObject *out = PyBytes_FromStringAndSize(d->buf, (Py_ssize_t)k);
-    if (out == NULL)
+    if (filled < (size_t)want && _PyBytes_Resize(&out, (Py_ssize_t)filled) < 0)
         return NULL;
-    d->have -= k;
-    memmove(d->buf, d->buf + k, d->have); /* less than one receive */
     return out;
 }
 

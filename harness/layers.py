@@ -746,6 +746,8 @@ def _scan_stream(chunks: Iterable[bytes], known: dict[str, LayerIndex],
         scan.bytes_read += len(chunk)
         outer.feed(chunk)
     outer.finish()
+    if not outer.done:  # an unframed body (save_stream) ends where the connection does
+        raise HarnessError("the save stream ends before its tar does")
     scan.end_at = time.perf_counter()
     return scan
 

@@ -480,6 +480,16 @@ def test_tar_parser_rejects_a_truncated_or_corrupt_archive():
         layers.read_layer(io.BytesIO(bytes(corrupt)))
 
 
+def test_a_save_stream_cut_between_two_members_is_an_error():
+    """Asked as HTTP/1.0, the engine ends the body by closing the connection: a stream cut
+    where a member ends is told from a whole one by the tar's end-of-archive blocks."""
+    data, _ = image_tar([tar_bytes([("a", "file", b"x" * 100, 0o644)])], [])
+    assert layers._scan_stream([data], {}, None, None).manifest  # whole: read to its end
+    for member in tarfile.open(fileobj=io.BytesIO(data)).getmembers()[1:]:
+        with pytest.raises(HarnessError, match="ends before its tar does"):
+            layers._scan_stream([data[:member.offset]], {}, None, None)
+
+
 def test_gzip_sizer_matches_one_serial_gzip_stream():
     import threading
     from concurrent.futures import ThreadPoolExecutor

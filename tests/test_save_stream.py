@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 
+import docker
 import pytest
 from conftest import require
 
@@ -35,9 +36,10 @@ def chunked(body: bytes, sizes: list[int], *, extension: bytes = b"", trailer: b
 
 
 def feed(wire: bytes, splits: list[int], *, prefix_len: int = 0, capacity: int = 1 << 16,
-         close_early: bool = False, piece: int = 4096) -> tuple[bytes, bool]:
+         close_early: bool = False, piece: int = 4096, framed: bool = True) -> tuple[bytes, bool]:
     """Writes `wire` after its first `prefix_len` bytes into one end of a socket pair, in
-    pieces of the given sizes (cycled), and reads the body from a Drain on the other end."""
+    pieces of the given sizes (cycled), and reads the body from a Drain on the other end
+    (`framed`: in HTTP/1.1 chunks; else the body as it is, ended by closing)."""
     require(Drain is not None, "harness._drain not built")
     ours, theirs = socket.socketpair()
     drain = None
@@ -49,12 +51,12 @@ def feed(wire: bytes, splits: list[int], *, prefix_len: int = 0, capacity: int =
             theirs.sendall(wire[i:i + n])
             i += n
             k += 1
-        if close_early:
-            theirs.close()
+        if close_early or not framed:
+            theirs.shutdown(socket.SHUT_WR)
 
     thread = threading.Thread(target=writer)
     try:
-        drain = Drain(ours.fileno(), wire[:prefix_len], True, capacity)
+        drain = Drain(ours.fileno(), wire[:prefix_len], framed, capacity)
         thread.start()
         got = []
         while data := drain.read(piece):
@@ -75,6 +77,16 @@ def test_a_chunked_body_comes_out_whole_however_it_is_cut():
                                          ([65536], 100, 1 << 16), ([1000, 33000], 0, 5000)):
         got, finished = feed(wire, splits, prefix_len=prefix_len, capacity=capacity)
         assert got == body, (splits, prefix_len, capacity)
+        assert finished
+
+
+def test_an_unframed_body_comes_out_whole_and_ends_where_the_connection_does():
+    """HTTP/1.0's body (save_stream asks for it): received straight into the pieces."""
+    body = random.Random(8).randbytes(300_000)
+    for splits, prefix_len, capacity, piece in (([len(body)], 0, 1 << 20, 1 << 20), ([1, 2, 3, 5, 7], 9, 97, 50),
+                                                ([65536], 100, 1 << 16, 4096), ([1000, 33000], 70_000, 5000, 5000)):
+        got, finished = feed(body, splits, prefix_len=prefix_len, capacity=capacity, piece=piece, framed=False)
+        assert got == body, (splits, prefix_len, capacity, piece)
         assert finished
 
 
@@ -116,8 +128,14 @@ def test_a_read_waits_for_data_without_the_gil_and_lets_ctrl_c_in():
         ticker.join()
         timer.join()
         assert len(ticks) == 20  # ran while read waited
-        theirs.sendall(b"3\r\nabc\r\n0\r\n\r\n")
-        assert drain.read(8) == b"abc" and drain.finished  # the interrupted read lost nothing
+        theirs.sendall(b"3\r\nabc\r\n")  # less than the read wants: it goes on waiting
+        timer = threading.Timer(0.3, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            drain.read(8)
+        timer.join()
+        theirs.sendall(b"2\r\nde\r\n0\r\n\r\n")
+        assert drain.read(8) == b"abcde" and drain.finished  # the interrupted reads lost nothing
         drain.close()
         with pytest.raises(ValueError, match="closed"):
             drain.read(1)
@@ -128,13 +146,17 @@ def test_a_read_waits_for_data_without_the_gil_and_lets_ctrl_c_in():
 
 @pytest.mark.engine
 def test_save_stream_gives_the_sdks_bytes(docker_client, standins_built, monkeypatch):
-    """Through the Drain (in CI it must be the one used) and through the SDK, the same bytes."""
+    """Asked as HTTP/1.0 and read through the Drain (in CI both must be the way it goes),
+    the same bytes as the SDK's own read; an image that is not there, the SDK's error."""
     image = standins_built["harness-standin/node:20-alpine"].tag
     used = []
     original = save_stream._drained
     monkeypatch.setattr(save_stream, "_drained",
-                        lambda api, response: used.append(original(api, response)) or used[-1])
+                        lambda message: used.append((message.version, message.chunked, original(message))) or used[-1][2])
     drained = b"".join(save_stream.save_stream(docker_client, image))
-    require(used and used[0] is not None, "the save stream was not drained (no C build, or not a plain socket)")
+    require(used and used[0][2] is not None, "the save stream was not drained (no C build, or not a plain socket)")
+    assert used[0][:2] == (10, False)  # unframed: the engine answered the HTTP/1.0 request so
     expected = b"".join(docker_client.api.get_image(image))
     assert len(drained) == len(expected) and drained == expected
+    with pytest.raises(docker.errors.NotFound):
+        list(save_stream.save_stream(docker_client, "harness-test/no-such-image:1"))
