@@ -10,10 +10,15 @@ read through the SDK in this process with nothing done to it (the floor of any r
 is compared with it too), analyze_image
 with and without the compressed estimate, each in a fresh subprocess that reports its peak
 RSS (VmHWM) and CPU seconds and then analyses again with the cache the first run filled,
-and `dive IMAGE --ci --json`; the order rotates from one repetition to the next (each
-goes first in turn: a run of 5 or 10 gives every one each place equally; with a fixed
-order, dive, which came after the two analyses, was the fastest in 5 runs of 5 and no
-faster than `docker save` when the two alternated alone). Medians are printed, with the
+and `dive IMAGE --ci --json`. Before each step the page cache's dirty pages are written out
+and the machine is left alone for SETTLE_SECONDS, and each repetition shuffles the order
+(seeded: the same for every run of the script). The engine exports the image to a temporary
+directory before the first byte, and one step's 1.2 GB written and deleted slowed the
+next one's export: when the order only rotated, dive always came after the bare read and
+got its first byte 1.1-1.7 s sooner than the others (medians of 5); settled, every reader
+gets it at the same time (6.9-7.1 s, 4 rounds). One `docker save` before the first
+repetition warms up, untimed (in a run of one repetition without it, the step that
+came first got its first byte 1.4-1.6 s after the others). Medians are printed, with the
 load average before each repetition (the machine may be shared), and each reader's time from
 the stream's first byte to its end: before it, every reader waits the same for the engine.
 The second part pushes IMAGE
@@ -37,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import resource
 import shutil
 import statistics
@@ -51,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import engine, layers, registry, save_stream
 
 TARGETS = {"save": 1.5, "dive": 1.0, "rss_mb": 150, "error_pct": 2.0, "push": 0.5}
+SETTLE_SECONDS = 3
 
 
 def peak_rss_bytes() -> int:
@@ -107,6 +114,13 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, cmd)
     return end - start, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, end - (first or start)
+
+
+def settle() -> None:
+    """The last step's writes on disk and the machine idle for a moment: the next step's
+    export does not pay for them."""
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
 
 
 def after_first_byte(result: dict) -> float:
@@ -207,10 +221,15 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
             samples["after_dive"].append(after)
 
         steps = [save, analyze, analyze_no_estimate, read_only, run_dive]
+        settle()
+        subprocess.run(["docker", "save", image_id], stdout=subprocess.DEVNULL, check=True)  # a warm-up, not timed
+        shuffle = random.Random(1).shuffle
         for i in range(repeat):
             samples["load"].append(os.getloadavg()[0])
-            order = steps[i % len(steps):] + steps[:i % len(steps)]  # each goes first in turn
+            order = steps[:]
+            shuffle(order)
             for step in order:
+                settle()
                 step()
             print(f"  run {i + 1}/{repeat} ({', '.join(step.__name__ for step in order)}): " + ", ".join(
                 f"{k} {v[-1] / 1e6:.0f} MB" if k.startswith("rss") else
@@ -263,6 +282,10 @@ def part_speed(client, image_id: str, repeat: int, sample_target_mib: float | No
     print(f"    docker save {med['after_save']:.2f} s, stream read {med['after_read']:.2f} s, "
           f"dive {med['after_dive']:.2f} s, analyze_image no estimate {med['after_no_gzip']:.2f} s, "
           f"with the estimate {med['after_analyze']:.2f} s")
+    first = {k: statistics.median(t - a for t, a in zip(samples[k], samples[f"after_{a_key}"], strict=True))
+             for k, a_key in (("save", "save"), ("read", "read"), ("dive", "dive"), ("analyze_no_gzip", "no_gzip"))}
+    print(f"    the first byte at: docker save {first['save']:.2f} s, stream read {first['read']:.2f} s, "
+          f"dive {first['dive']:.2f} s, analyze_image no estimate {first['analyze_no_gzip']:.2f} s")
     print(f"    no estimate / dive {ratio('after_no_gzip', 'after_dive'):.2f} (paired "
           f"{paired('after_no_gzip', 'after_dive'):.2f}); dive / stream read {ratio('after_dive', 'after_read'):.2f} "
           f"(paired {paired('after_dive', 'after_read'):.2f})")

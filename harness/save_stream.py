@@ -4,7 +4,7 @@ When the connection is a plain socket (the engine's Unix socket, or TCP without 
 harness._drain was built, the request goes out as HTTP/1.0 on a connection the SDK opens,
 and the body is read from the socket in C (`_drain.c` says why). Asked so, the engine sends
 the body as it is, without HTTP/1.1's chunks, and ends it by closing the connection: on the
-node:20 image it spends 0.73 s of CPU on the stream instead of 0.92 (strace of a save: a 32
+node:20 image it spent 0.73 s of CPU on the stream instead of 0.82-1.02 (strace of a save: a 32
 KiB chunk takes it three writes to the socket, one of them the framing's few bytes, against
 one unframed), and the stream is received straight into the pieces. The tar's end-of-archive
 blocks and its manifest tell a whole stream from a cut one. Otherwise the SDK asks and reads
