@@ -56,8 +56,8 @@ static void fail(Drain *d, const char *why)
 }
 
 /* Decoded data goes straight into the read's bytes object, and what it has no room for
- * into `buf`. A receive comes only once `buf` is empty (see Drain_read), and decoded data
- * is never longer than what was received, so `buf` has room. */
+ * into `buf`: only the prefix, decoded before any read (a receive asks for no more than
+ * the read has room for, and decoded data is never longer than what was received). */
 static void put(Drain *d, const char *p, size_t n)
 {
     size_t k = d->want - d->filled;
@@ -206,10 +206,10 @@ static int Drain_init(Drain *d, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "capacity must be positive");
         return -1;
     }
-    /* `buf` takes the prefix (what the HTTP client had buffered), then at most one
-     * receive's overflow, or an interrupted read's bytes (`capacity` at most). */
+    /* `buf` holds the prefix (what the HTTP client had buffered), or an interrupted
+     * read's bytes (`capacity` at most). */
     d->cap = (size_t)capacity;
-    d->size = (d->cap > (size_t)prefix.len ? d->cap : (size_t)prefix.len) + SCRATCH;
+    d->size = d->cap > (size_t)prefix.len ? d->cap : (size_t)prefix.len;
     d->buf = PyMem_RawMalloc(d->size);
     d->scratch = PyMem_RawMalloc(SCRATCH);
     if (d->buf == NULL || d->scratch == NULL) {
@@ -253,7 +253,7 @@ static PyObject *Drain_read(Drain *d, PyObject *arg)
     d->filled = d->have < d->want ? d->have : d->want;
     memcpy(d->out, d->buf, d->filled);
     d->have -= d->filled;
-    memmove(d->buf, d->buf + d->filled, d->have); /* less than one receive */
+    memmove(d->buf, d->buf + d->filled, d->have); /* the rest of a prefix longer than the read */
     int interrupted = 0;
     while (!d->why[0] && d->filled < d->want && !d->eof) {
         int status;
@@ -271,7 +271,8 @@ static PyObject *Drain_read(Drain *d, PyObject *arg)
     d->out = NULL;
     d->filled = d->want = 0;
     if (interrupted) {
-        /* Kept for the next read: `buf` is empty here, as no receive overflowed. */
+        /* Kept for the next read: `buf` is empty here (a receive comes only once the
+         * read has taken all of it). */
         memcpy(d->buf, PyBytes_AS_STRING(out), filled);
         d->have = filled;
         Py_DECREF(out);

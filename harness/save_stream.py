@@ -42,12 +42,14 @@ def save_stream(client: docker.DockerClient, image_id: str) -> Iterator[bytes]:
         sock, response = unframed
         try:
             drained = _drained(response)
-            if drained is not None:
+            if drained is None:  # not the body the engine sends for a save: http.client reads it
+                yield from iter(lambda: response.read(PIECE_BYTES), b"")
+            else:
                 yield from _pieces(drained)
-                return
         finally:
             response.close()
             sock.close()
+        return
     # The calls get_image makes (private to the SDK, which uses them the same way everywhere).
     response = api._get(url, stream=True)
     try:
@@ -72,8 +74,8 @@ def _plain(api) -> bool:
 def _unframed(api, url: str) -> tuple[socket.socket, http.client.HTTPResponse] | None:
     """The save request sent as HTTP/1.0 on a new connection of the SDK's own pool, and the
     engine's 200 response, its headers read; None where the SDK must ask (not a plain
-    socket, a client laid out differently, or any other answer: the SDK's request then
-    raises its error)."""
+    socket, a client laid out differently, or any other answer than a 200: the SDK's
+    request then raises its error)."""
     if not _plain(api):
         return None
     try:
@@ -96,7 +98,7 @@ def _unframed(api, url: str) -> tuple[socket.socket, http.client.HTTPResponse] |
         if sock is not None:
             sock.close()
         raise
-    if response.status != 200 or response.chunked:
+    if response.status != 200:
         response.close()
         sock.close()
         conn.close()
