@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 REPEAT ?= 3
 ARGS   ?=
 
-.PHONY: bench test setup engine bases report list clean-venv
+.PHONY: bench test setup engine engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
 	$(BIN)/harness run --repeat $(REPEAT) $(ARGS)
@@ -15,13 +15,23 @@ test: setup engine  ## every test, against a real engine
 
 setup: $(BIN)/.installed
 
-$(BIN)/.installed: pyproject.toml harness/_tarscan.c harness/_drain.c
+$(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 engine:  ## start a Docker engine if none answers (as root on Debian)
 	bash scripts/ensure-engine.sh
+
+engines: engine  ## also docker20, docker26, docker26-containerd, podman side by side (a second call starts nothing)
+	bash scripts/engines.sh install
+	bash scripts/engines.sh start
+
+engines-stop:  ## stop every engine scripts/engines.sh started under $HARNESS_STATE, by pid
+	bash scripts/engines.sh stop
+
+engines-status:  ## each engine: name, DOCKER_HOST, answers or not
+	bash scripts/engines.sh status
 
 bases: setup engine  ## show how base images resolve; build missing stand-ins
 	$(BIN)/harness bases --build

@@ -30,6 +30,7 @@ from matplotlib.patches import Patch
 
 from . import compare, formatting, report
 from .results import FAILED_AT_RUNTIME, write_atomic
+from .analysis.sizes import engine_label
 from .stats import summarize
 
 MB = 1e6  # SI, like `docker images`
@@ -215,7 +216,8 @@ def sizes(record: dict):
     _megabytes(ax)
     ax.set_xlabel("Image size (MB; SI units, 1 MB = 1,000,000 bytes)")
     ax.set_ylabel("Variant (runtime base image)")
-    ax.set_title(f"Final image size per Dockerfile variant — run {record.get('run_id')}")
+    ax.set_title(f"Final image size per Dockerfile variant — run {record.get('run_id')}\n"
+                 f"{engine_label(record.get('engine'))}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     handles = [Patch(facecolor=FIRST_COLOUR, edgecolor="black", label="first variant (the baseline)"),

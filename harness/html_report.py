@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import build_tables, charts, formatting, image_tables, report
 from .results import FAILED_AT_RUNTIME, MEASURED, RESULTS_FILE, write_atomic
+from .analysis.sizes import engine_label
 
 INDEX = "index.html"
 RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md")
@@ -466,7 +467,7 @@ def render(record: dict, run_dir: Path | None, history_entries=None, *,
             + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
             f"started {esc(record.get('created_utc'))}",
             f"on {esc(machine.get('hostname'))} ({esc(machine.get('cpu_count'))} CPUs)",
-            f"Docker Engine {esc(engine.get('server_version'))}",
+            esc(engine_label(engine)),
             f"commit {esc((git.get('commit') or '')[:12] or None)}" + (" (dirty)" if git.get("dirty") else "")]
     sections = [("build-times-section", "Build times", build_times_html(record)),
                 ("context-section", "Context", context_html(record)),

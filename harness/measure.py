@@ -22,7 +22,9 @@ def measure_image(client: docker.DockerClient, image_id: str) -> dict:
     ]
     return {
         "id": attrs["Id"],
-        "size_bytes": int(attrs["Size"]),
+        "size_bytes": int(attrs["Size"]),  # the engine's; harness.analysis.sizes redefines it
+        "inspect_size_bytes": int(attrs["Size"]),
+        "listed_size_bytes": _listed_size(client, attrs["Id"]),
         "layer_count": len((attrs.get("RootFS") or {}).get("Layers") or []),
         "layers": list((attrs.get("RootFS") or {}).get("Layers") or []),
         "history_count": len(entries),
@@ -34,6 +36,14 @@ def measure_image(client: docker.DockerClient, image_id: str) -> dict:
         "architecture": attrs.get("Architecture"),
         "os": attrs.get("Os"),
     }
+
+
+def _listed_size(client: docker.DockerClient, image_id: str) -> int | None:
+    """The SIZE `docker images` shows for the image (its own figure on each store)."""
+    for image in client.api.images(all=True):
+        if image.get("Id") == image_id or image_id.endswith(str(image.get("Id"))):
+            return image.get("Size")
+    return None
 
 
 def base_figures(client: docker.DockerClient, image_id: str | None) -> dict:

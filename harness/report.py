@@ -52,13 +52,12 @@ from .formatting import (STANDIN_MARK, as_dict, attribution_of, contents_of, est
 from .image_tables import bytes_lines, runtime_lines, serving, shipping_lines
 from .results import FAILED_AT_RUNTIME, MEASURED, write_atomic
 from .stats import summarize
+from .analysis.sizes import engine_label, size_lines
 
-SIZE_UNIT_NOTE = ("Sizes are uncompressed, as `docker images` shows them, in SI units "
-                  "(1 MB = 1,000,000 bytes).")
 
 # ---------------------------------------------------------------------------- the frame
 
-# Figures from the layer analysis (harness/layers.py) carried into the table and CSV.
+# Figures from the layer analysis (harness/analysis/layers) carried into the table and CSV.
 CONTENT_COLUMNS = ("compressed_estimate_bytes", "file_count", "files_bytes", "wasted_bytes",
                    "efficiency", "duplicate_bytes", "app_node_modules_bytes",
                    "app_node_modules_package_count", "source_map_bytes",
@@ -232,7 +231,7 @@ def summary_notes(record: dict) -> list[str]:
     settings = record.get("settings") or {}
     builder = settings.get("builder", "classic")
     others = [b for b in settings.get("builders") or [] if b != builder]
-    lines = [SIZE_UNIT_NOTE,
+    lines = [*size_lines(record),
              f"Build time: cold builds (no cache, base images already present) with the "
              f"{builder} builder, median ± MAD of the samples"
              + (f" (the {', '.join(others)} builder{'s' if len(others) > 1 else ''} and every "
@@ -381,8 +380,8 @@ def markdown_lines(record: dict) -> list[str]:
     engine = record.get("engine") or {}
     machine = record.get("machine") or {}
     lines += ["", (f"Run {record.get('run_id')} on {machine.get('hostname')} "
-                   f"({machine.get('cpu_count')} CPUs), Docker Engine {engine.get('server_version')} "
-                   f"(API {engine.get('api_version')}, {engine.get('storage_driver')}).")]
+                   f"({machine.get('cpu_count')} CPUs), {engine_label(engine)} "
+                   f"(API {engine.get('api_version')}).")]
     return lines
 
 

@@ -23,13 +23,13 @@ from docker.errors import APIError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
+from .analysis import layers, sizes
 from . import (
     attribution,
     bases,
     dockerfile,
     engine,
     history,
-    layers,
     private_engine,
     registry,
     results,
@@ -171,7 +171,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
         for w in p.warnings:
             progress.note(f"warning: {p.variant.name}: {w}")
 
-    layer_cache: dict = {}  # diff id -> layer index, shared: variants share base layers
+    layer_cache: dict = {}  # archive member -> layer index, shared: variants share base layers
     resolved: dict[str, bases.Resolution] = {}
     todo = [p for p in plans if p.variant.name not in done]
     for ref in dict.fromkeys(r for p in todo if not p.problem for r in p.refs):
@@ -184,7 +184,7 @@ def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptio
     save()
     _apply_lock(opts, resolved)
 
-    services = Services(opts)
+    services = Services(opts, record.get("engine"))
     old_entries = {v.get("name"): v for v in record["variants"]}
     record["variants"] = []
     try:
@@ -273,7 +273,8 @@ class Services:
     """The run's shared helpers, started on first use and stopped at the end: the
     loopback registry and the empty engine cold pulls go to."""
 
-    def __init__(self, opts: RunOptions):
+    def __init__(self, opts: RunOptions, engine_facts: dict | None = None):
+        self.engine = engine_facts or {}  # engine.describe's: which store sizes come from
         self.opts = opts
         self._registry: registry.Registry | None = None
         self.registry_error: str | None = None
@@ -422,6 +423,7 @@ def _after_build(client, p: Plan, entry: dict, opts: RunOptions, labels: dict,
         if opts.analyze:
             progress.step(f"{v.name}: reading layer contents")
             entry["contents"] = _analyze(client, image_id, v, layer_cache)
+        _same_size_everywhere(entry, services.engine)
         entry["attribution"] = _attribute(client, p, entry)
         if opts.runtime:
             progress.step(f"{v.name}: starting the image to check that it serves")
@@ -439,6 +441,15 @@ def _after_build(client, p: Plan, entry: dict, opts: RunOptions, labels: dict,
             _remove(client, v.image_tag)
     except engine.ENGINE_ERRORS as exc:
         entry.update(status="failed", error=_engine_error(exc))
+
+
+def _same_size_everywhere(entry: dict, engine_facts: dict) -> None:
+    """The image's and its base's size as harness.analysis.sizes defines it, the engine's kept."""
+    contents = entry.get("contents")
+    entry["image"] = sizes.engine_independent(entry["image"], contents, engine_facts)
+    if entry["image"].get("size_basis") == "layers":
+        entry["froms"] = [sizes.base_size(f, contents["layers"]) if f.get("final") else f
+                          for f in entry.get("froms") or []]
 
 
 def _engine_error(exc: BaseException) -> str:

@@ -18,7 +18,8 @@ import docker
 import pytest
 from conftest import FIXTURES, build_tiny
 
-from harness import dockerfile, layers, measure
+from harness import dockerfile, measure
+from harness.analysis import layers
 from harness.attribution import attribute, parse_created_by
 
 IMAGES = json.loads((FIXTURES / "attribution_images.json").read_text())

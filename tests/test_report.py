@@ -42,7 +42,7 @@ def test_table_has_one_row_per_variant_in_order(record):
     assert "−91%" in rows[1]  # 1 - 115.3/1240
     assert "62.00 s" not in rows[0] and "62.0 s ± 2.00 s (n=3)" in rows[0]
     text = "\n".join(lines)
-    assert report.SIZE_UNIT_NOTE in text
+    assert "Final size: the bytes of the files in the image's layers" in text
     assert "(*) `node:20` could not be pulled here; a local stand-in was used: `harness-standin/node:20`" in text
     assert "`broken` failed: build failed: COPY failed" in text
 

@@ -1,0 +1,172 @@
+"""What an image's layers hold, read from one pass over the engine's export of it.
+
+`analyze_image` streams `docker save` through the SDK's public `get_image` (nothing written
+to disk, memory growing with the number of files, never with their bytes), reads every layer
+with the standard tar reader as it comes (archive: every layout an engine writes; tarparse:
+one layer), then stacks the layers in the manifest's order (filesystem: the merged tree and
+the waste; contents: what the final filesystem shows) and, on a thread pool while the stream
+is read, estimates what a registry would store (estimate).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
+
+import docker
+
+from ...errors import HarnessError
+from . import archive
+from .contents import describe
+from .estimate import GzipSizer
+from .filesystem import merge, visible_files, waste
+from .model import LayerIndex
+from .tarparse import read_layer
+
+SAVE_CHUNK_BYTES = 1 << 20
+
+__all__ = ["analyze_image", "analyze_archive", "LayerIndex"]
+
+
+class _Layers:
+    """The layers read from one stream, by member name; the gzip estimates pending."""
+
+    def __init__(self, pool: ThreadPoolExecutor | None, slots: threading.Semaphore, verify: bool):
+        self.pool, self.slots, self.verify = pool, slots, verify
+        self.read: dict[str, LayerIndex] = {}
+        self.sizers: dict[str, GzipSizer] = {}
+        self.hashes: dict[str, object] = {}
+
+    def __call__(self, name: str, member, data: BinaryIO, kind: str) -> None:
+        sinks = []
+        sizer = None
+        if self.pool is not None and kind == archive.TAR:
+            sizer = GzipSizer(self.pool, self.slots, member.size)
+            sinks.append(sizer.feed)
+        if self.verify:
+            update, hexdigest = archive.sha256_sink()
+            sinks.append(update)
+            self.hashes[name] = hexdigest
+        tee = archive.Tee(archive.decompressed(data, kind), sinks)
+        entries, captured, end = read_layer(tee)
+        if not tee.zeros_from(end):
+            raise HarnessError(f"layer {name}: unreadable layer tar: a corrupt header at byte {end}")
+        layer = LayerIndex("", entries, captured, tee.count, member.size, kind)
+        if sizer is not None:
+            sizer.finish()
+            self.sizers[name] = sizer
+            layer.compressed_sampled_bytes = sizer.sampled
+        elif self.pool is not None:  # kept compressed: a registry stores this blob as it is
+            layer.compressed_estimate_bytes = member.size
+            layer.compressed_sampled_bytes = tee.count
+        self.read[name] = layer
+
+
+def analyze_image(client: docker.DockerClient, image_id: str, **options) -> dict:
+    """Everything above about one image, from one pass over its save stream (the SDK's
+    public `get_image`); `options` are analyze_archive's."""
+    start = time.perf_counter()
+    attrs = client.api.inspect_image(image_id)
+    return analyze_archive(client.api.get_image(image_id, chunk_size=SAVE_CHUNK_BYTES), attrs,
+                           start=start, **options)
+
+
+def analyze_archive(chunks: Iterable[bytes], attrs: dict, *,
+                    app_dev_dependencies: Iterable[str] = frozenset(),
+                    estimate_compressed: bool = True, workers: int | None = None,
+                    cache: dict[str, LayerIndex] | None = None, app_dir: str = "/app",
+                    verify_diff_ids: bool = False, start: float | None = None) -> dict:
+    """The analysis of an image archive streamed as `chunks`, `attrs` being the image's
+    inspect answer (its id, RootFS diff ids and config env).
+
+    `cache` (archive member name -> LayerIndex), shared across calls on one engine in a run,
+    skips layers read before: every layout names a layer's member by its content (OCI,
+    Podman) or by its chain (the legacy layout), so the same name holds the same bytes.
+    `verify_diff_ids` hashes each uncompressed layer and fails when it is not the diff id
+    the image config gives it (the engine checks it as it exports, so off by default)."""
+    start = time.perf_counter() if start is None else start
+    first_byte: list[float] = []
+    diff_ids = list((attrs.get("RootFS") or {}).get("Layers") or [])
+    workers = workers or os.cpu_count() or 1
+    cache = {} if cache is None else cache
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip") if estimate_compressed else None
+    layers = _Layers(pool, threading.Semaphore(2 * workers), verify_diff_ids)
+
+    def known(name: str) -> bool:
+        layer = cache.get(name)
+        return layer is not None and (not estimate_compressed or layer.compressed_estimate_bytes is not None)
+
+    try:
+        saved, streamed = archive.read_archive(
+            chunks, layers, skip=known,
+            on_first=lambda: first_byte.append(time.perf_counter()))
+        stream_end = time.perf_counter()
+        order = saved.layer_order()
+        if len(order) != len(diff_ids):
+            raise HarnessError(f"the archive's manifest lists {len(order)} layers, RootFS {len(diff_ids)}")
+        stack = []
+        for name, diff_id in zip(order, diff_ids):
+            layer = layers.read.get(name) or cache.get(name)
+            if layer is None:
+                raise HarnessError(f"the image archive lacks layer {name} ({diff_id[:19]})")
+            if name in layers.hashes and layers.hashes[name]() != diff_id:
+                raise HarnessError(f"{name} holds {layers.hashes[name]()}, RootFS says {diff_id}")
+            layer.diff_id = diff_id
+            stack.append(layer)
+        listings = [layer.entries for layer in stack]
+        root = merge(listings)
+        files = visible_files(root)
+        contents = {
+            **waste(listings, files),
+            **describe(root, files, [layer.captured for layer in stack], app_dir=app_dir,
+                       dev_dependencies=app_dev_dependencies,
+                       env=(attrs.get("Config") or {}).get("Env")),
+        }
+        contents_done = time.perf_counter()
+        for name, sizer in layers.sizers.items():
+            layers.read[name].compressed_estimate_bytes = sizer.total()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    cache.update(layers.read)
+    hits = len(set(order) - set(layers.read))
+    contents["history_empty_layers"] = [bool(h.get("empty_layer")) for h in saved.config().get("history") or []]
+    return _result(attrs, stack, contents, saved.layout(), streamed, hits, estimate_compressed, verify_diff_ids, workers, app_dir, {
+        "first_byte": first_byte[0] - start if first_byte else None,
+        "stream_end": stream_end - start,
+        "contents_done": contents_done - start,
+    }, start)
+
+
+def _result(attrs: dict, stack: list[LayerIndex], contents: dict, layout: str, streamed: int,
+            hits: int, estimated: bool, verified: bool, workers: int, app_dir: str,
+            timings: dict, start: float) -> dict:
+    per_layer = [layer.summary(app_dir) for layer in stack]
+    unique = list({layer.diff_id: layer for layer in stack}.values())  # a repeated layer is pushed once
+    sampled = sum(layer.compressed_sampled_bytes or 0 for layer in unique)
+    tar_total = sum(layer.tar_bytes for layer in unique)
+    end = time.perf_counter()
+    return {
+        "image_id": attrs["Id"],
+        "archive_layout": layout,
+        "layer_count": len(stack),
+        "layers": per_layer,
+        "layers_size_bytes": sum(layer["size_bytes"] for layer in per_layer),
+        "layers_tar_bytes": sum(layer["tar_bytes"] for layer in per_layer),
+        **contents,
+        "compressed_estimate_bytes": (sum(layer["compressed_estimate_bytes"] for layer in per_layer)
+                                      if estimated else None),
+        "compressed_estimate_sampled": (any(layer["compressed_estimate_sampled"] for layer in per_layer)
+                                        if estimated else None),
+        "compressed_estimate_fraction": (sampled / tar_total if tar_total else 1.0) if estimated else None,
+        "cache_hits": hits,
+        "workers": workers,
+        "diff_ids_verified": verified,
+        "saved_bytes_streamed": streamed,
+        "timings": {**timings, "estimate_done": end - start},
+        "seconds": end - start,
+    }

@@ -1,0 +1,120 @@
+"""One definition of an image's size, the same on every engine and image store.
+
+`size_bytes`, the headline "Final size": the bytes of the files in the image's layers
+(regular files, a hard link once, a symlink by the length of its target), summed over the
+layers, counted from the layer tars. The same layers give the same figure on every engine.
+It is what `docker image inspect` (`.Size`), `docker history` and `docker images` show on
+Docker's graph-driver stores (overlay2, Docker 20.10 to 28 without the containerd store).
+Elsewhere the engine's own figures mean something else, and are kept beside it:
+
+- `inspect_size_bytes`, `.Size` as this engine says it. On the containerd image store (the
+  default of Docker 29's fresh installs) the content store's bytes: each layer blob as
+  stored (gzip-compressed after a build or pull) plus config and manifest. On Podman the
+  uncompressed layer tars plus config and manifest.
+- `listed_size_bytes`, the SIZE column of `docker images`: on the containerd store the
+  content store plus the unpacked snapshots' disk usage (4 KiB blocks), about twice the rest.
+- `layers_tar_bytes`, the uncompressed layer tars (what each diff id hashes).
+- `compressed_size_bytes`, what a registry stores (from the push's manifest).
+
+`docker history` sizes differ the same way (the snapshot's disk usage on the containerd
+store, the layer tar on Podman); each history entry gets its layer's file bytes, its
+engine figure kept as `engine_size_bytes`, so attribution reads the same on every engine.
+"""
+
+from __future__ import annotations
+
+GRAPH_DRIVERS = ("overlay2", "overlay", "aufs", "btrfs", "zfs", "vfs", "devicemapper", "fuse-overlayfs")
+
+STORE_NOTES = {
+    "graph": "`docker images` shows the final size itself",
+    "containerd": ("`docker images` counts the content store (compressed layer blobs) plus the "
+                   "unpacked snapshots, so it shows about twice the final size"),
+    "podman": "`podman images` counts the uncompressed layer tars plus config and manifest",
+}
+
+
+def store_kind(engine: dict | None) -> str:
+    """graph (Docker's graph drivers), containerd (Docker's containerd image store) or podman."""
+    engine = engine or {}
+    product = str(engine.get("product") or "")
+    if "podman" in product.lower() or "podman" in str(engine.get("os") or "").lower():
+        return "podman"
+    store = str(engine.get("store") or "")
+    driver = str(engine.get("storage_driver") or "")
+    if "containerd" in store or driver in ("overlayfs", "stargz", "native") or driver.startswith("io.containerd"):
+        return "containerd"
+    return "graph"
+
+
+def engine_independent(image: dict, contents: dict | None, engine: dict | None) -> dict:
+    """`image` (measure_image's record) with the size defined above: from the layer analysis
+    when it ran, else the engine's `.Size` where that is the same figure (a graph-driver
+    store), else the engine's figure marked as such (`size_basis`)."""
+    out = dict(image)
+    out.setdefault("inspect_size_bytes", image.get("size_bytes"))
+    layers = (contents or {}).get("layers") if contents and not contents.get("error") else None
+    if layers is not None and len(layers) == image.get("layer_count"):
+        out["size_bytes"] = sum(layer["size_bytes"] for layer in layers)
+        out["layers_tar_bytes"] = sum(layer["tar_bytes"] for layer in layers)
+        out["size_basis"] = "layers"
+        out["history"] = _history(image.get("history") or [], layers, contents.get("history_empty_layers"))
+    else:
+        out["size_bytes"] = out["inspect_size_bytes"]
+        out["size_basis"] = "inspect" if store_kind(engine) == "graph" else "inspect (this engine's figure)"
+    return out
+
+
+def _history(history: list[dict], layers: list[dict], empty: list[bool] | None) -> list[dict]:
+    """Each entry that made a layer gets that layer's file bytes; an empty one 0. Matched by
+    the image config's `empty_layer` flags, which every engine writes; left as the engine
+    gave them when the config and the history do not line up."""
+    if not empty or len(empty) != len(history) or empty.count(False) != len(layers):
+        return history
+    sizes = iter(layer["size_bytes"] for layer in layers)
+    return [{**h, "engine_size_bytes": h.get("size_bytes"), "size_bytes": 0 if e else next(sizes)}
+            for h, e in zip(history, empty)]
+
+
+def base_size(base: dict, layers: list[dict] | None) -> dict:
+    """A FROM record with the base's size the same way: its layers are the image's bottom ones."""
+    count = base.get("layer_count")
+    if not layers or count is None or count > len(layers) or base.get("size_bytes") is None:
+        return base
+    return {**base, "engine_size_bytes": base.get("size_bytes"),
+            "size_bytes": sum(layer["size_bytes"] for layer in layers[:count])}
+
+
+def engine_label(engine: dict | None) -> str:
+    """Which engine and store a figure came from, in a few words."""
+    engine = engine or {}
+    kind = store_kind(engine)
+    product = engine.get("product") or ("Podman" if kind == "podman" else "Docker Engine")
+    store = {"graph": f"{engine.get('storage_driver') or '?'} store",
+             "containerd": "containerd image store",
+             "podman": f"{engine.get('storage_driver') or '?'} storage"}[kind]
+    return f"{product} {engine.get('server_version') or '?'}, {store}"
+
+
+def size_lines(record: dict) -> list[str]:
+    """What "Final size" means and what this engine's own figures would have shown."""
+    engine = record.get("engine") or {}
+    kind = store_kind(engine)
+    lines = [("Final size: the bytes of the files in the image's layers, uncompressed, the same on "
+              "every engine (what `docker images` shows on Docker's overlay2 store), in SI units "
+              f"(1 MB = 1,000,000 bytes). Measured on {engine_label(engine)}.")]
+    images = [(v.get("label") or v.get("name"), v.get("image") or {}) for v in record.get("variants") or []]
+    differ = [(label, image) for label, image in images
+              if image.get("listed_size_bytes") not in (None, image.get("size_bytes"))]
+    if kind != "graph" or differ:
+        shown = ", ".join(f"{label} {_mb(image['listed_size_bytes'])} (final size {_mb(image['size_bytes'])})"
+                          for label, image in differ[:3])
+        lines.append(f"On this engine {STORE_NOTES[kind]}" + (f": {shown}." if shown else "."))
+    if any((v.get("image") or {}).get("size_basis", "layers") not in ("layers", "inspect")
+           for v in record.get("variants") or []):
+        lines.append("A size marked by its basis was not read from the layers (the layer analysis "
+                     "failed or was off): it is this engine's own figure.")
+    return lines
+
+
+def _mb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.3g} MB"
