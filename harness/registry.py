@@ -1,8 +1,12 @@
 """A throwaway registry on the loopback: what a push stores, and how long push and pull take.
 
 The registry is the `docker-registry` binary of Debian's package of that name, run with a
-config of ours in a temporary directory (never the system service). The engine treats
-127.0.0.0/8 as an insecure registry by default, so plain HTTP works without set-up.
+config of ours in a temporary directory (never the system service). Docker treats
+127.0.0.0/8 as an insecure registry by default, so plain HTTP works without set-up; Podman
+does not, and is asked for plain HTTP with its API's `tlsVerify=false`.
+
+A push from Docker's containerd image store stores an OCI manifest (or an index of them);
+`manifest` accepts every kind and follows an index to the image's own manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from .errors import HarnessError
 
 BINARY = "docker-registry"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEXES = ("application/vnd.oci.image.index.v1+json",
+           "application/vnd.docker.distribution.manifest.list.v2+json")
 CONFIG = """\
 version: 0.1
 log:
@@ -133,8 +140,31 @@ def push(client: docker.DockerClient, image_id: str, registry: Registry, name: s
     repository = registry.repository(name)
     client.api.tag(image_id, repository, tag)
     start_time = time.perf_counter()
-    _consume(client.api.push(repository, tag=tag, stream=True, decode=True), f"push of {repository}:{tag}")
+    stream = (_plain_http(client, "push", repository, tag) if is_podman(client)
+              else client.api.push(repository, tag=tag, stream=True, decode=True))
+    _consume(stream, f"push of {repository}:{tag}")
     return time.perf_counter() - start_time
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    """Whether the engine is Podman's Docker-compatible service."""
+    return any("podman" in str(c.get("Name", "")).lower() for c in client.version().get("Components") or [])
+
+
+def _plain_http(client: docker.DockerClient, action: str, repository: str, tag: str) -> Iterator[dict]:
+    """Podman's push or pull over plain HTTP: its compatible API takes `tlsVerify`, which the
+    SDK does not send; asked through the SDK's session, the stream read as the SDK reads it."""
+    api = client.api
+    path = f"images/{repository}/push" if action == "push" else "images/create"
+    params = {"tag": tag, "tlsVerify": "false"}
+    if action == "pull":
+        params["fromImage"] = repository
+    response = api.post(f"{api.base_url}/v{api.api_version}/{path}", params=params, stream=True,
+                        timeout=None)
+    response.raise_for_status()
+    for line in response.iter_lines():
+        if line.strip():
+            yield json.loads(line)
 
 
 @dataclass
@@ -148,8 +178,9 @@ def pull(client: docker.DockerClient, registry: Registry, name: str, tag: str) -
     downloaded again, so remove the image first for the time of a cold pull."""
     repository = registry.repository(name)
     start_time = time.perf_counter()
-    messages = _consume(client.api.pull(repository, tag=tag, stream=True, decode=True),
-                        f"pull of {repository}:{tag}")
+    stream = (_plain_http(client, "pull", repository, tag) if is_podman(client)
+              else client.api.pull(repository, tag=tag, stream=True, decode=True))
+    messages = _consume(stream, f"pull of {repository}:{tag}")
     seconds = time.perf_counter() - start_time
     present = {m.get("id") for m in messages if m.get("status") == "Already exists"}
     return Pulled(seconds, len(present))
@@ -161,9 +192,22 @@ def untag(client: docker.DockerClient, registry: Registry, name: str, tag: str) 
 
 
 def manifest(registry: Registry, name: str, tag: str) -> dict:
-    """The image manifest (schema 2) the registry stores for name:tag."""
-    request = urllib.request.Request(f"{registry.url}/v2/{name}/manifests/{tag}",
-                                     headers={"Accept": MANIFEST_V2})
+    """The image manifest the registry stores for name:tag (Docker's schema 2 or OCI's); of an
+    index, the manifest of the first linux image it lists (attestations are not images)."""
+    found = _get_manifest(registry, name, tag)
+    if found.get("mediaType") in INDEXES or "manifests" in found:
+        images = [m for m in found.get("manifests") or []
+                  if (m.get("platform") or {}).get("os", "linux") != "unknown"]
+        if not images:
+            raise HarnessError(f"{name}:{tag}: the registry's index lists no image")
+        found = _get_manifest(registry, name, images[0]["digest"])
+    return found
+
+
+def _get_manifest(registry: Registry, name: str, reference: str) -> dict:
+    accept = ", ".join((MANIFEST_V2, OCI_MANIFEST, *INDEXES))
+    request = urllib.request.Request(f"{registry.url}/v2/{name}/manifests/{reference}",
+                                     headers={"Accept": accept})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 

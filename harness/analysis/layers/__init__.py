@@ -134,7 +134,8 @@ def analyze_archive(chunks: Iterable[bytes], attrs: dict, *,
             pool.shutdown(wait=True, cancel_futures=True)
     cache.update(layers.read)
     hits = len(set(order) - set(layers.read))
-    contents["history_empty_layers"] = [bool(h.get("empty_layer")) for h in saved.config().get("history") or []]
+    history = saved.config().get("history") or []
+    contents["history_empty_layers"] = [bool(h.get("empty_layer")) for h in history]
     return _result(attrs, stack, contents, saved.layout(), streamed, hits, estimate_compressed, verify_diff_ids, workers, app_dir, {
         "first_byte": first_byte[0] - start if first_byte else None,
         "stream_end": stream_end - start,

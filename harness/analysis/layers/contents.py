@@ -82,8 +82,8 @@ def count_os_packages(db: str, texts: list[bytes]) -> int:
     for text in texts:
         for stanza in re.split(rb"\n\s*\n", text):
             fields = dict(re.findall(rb"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.MULTILINE))
-            if b"Package" in fields and fields.get(b"Status", b"install ok installed").strip() == b"install ok installed":
-                count += 1
+            installed = fields.get(b"Status", b"install ok installed").strip() == b"install ok installed"
+            count += b"Package" in fields and installed
     return count
 
 
