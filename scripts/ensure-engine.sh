@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers. Never touches an engine that already answers.
-# When none does and we are root on Debian: install docker.io (and what the base-image
-# stand-ins need), start dockerd in the background, wait until it answers.
-# Prints the pid of a dockerd it started to $HARNESS_STATE/dockerd.pid so its starter can stop it.
+# When none does and we are root on Debian: install what the base-image stand-ins need and
+# start the default engine, Docker 26 (Debian trixie's, from a private prefix; bookworm's
+# dockerd stays the one on PATH) with the containerd image store, through scripts/engines.sh:
+# `engines.sh start --default docker26-containerd`. It listens on its own socket under
+# $HARNESS_STATE/engines/docker26-containerd/ and on /var/run/docker.sock, keeps iptables (NAT
+# for its own bridge), and is stopped, by pid, with `scripts/engines.sh stop`.
 set -euo pipefail
 
-state=${HARNESS_STATE:-/var/tmp/harness}
-log="$state/dockerd.log"
-mkdir -p "$state"
+here=$(cd "$(dirname "$0")" && pwd)
+default_engine=docker26-containerd
 
 answers() { docker info >/dev/null 2>&1; }
 
@@ -16,7 +18,7 @@ command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)  # loopback registry for exact compressed sizes
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the HTML report's browser test
-command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)  # bookworm's: the private engine's, and runc
 command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -40,32 +42,15 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# A dockerd killed earlier leaves its pid file behind and a new one refuses to start.
-pidfile=/var/run/docker.pid
-if [ -f "$pidfile" ]; then
-  old=$(cat "$pidfile" 2>/dev/null || true)
-  if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then
-    echo "ensure-engine: dockerd (pid $old) runs but does not answer; see its log or stop it" >&2
-    exit 1
-  fi
-  rm -f "$pidfile"
+if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != unix:///var/run/docker.sock ]; then
+  echo "ensure-engine: no engine answers at DOCKER_HOST=$DOCKER_HOST, and the engine started here would listen on unix:///var/run/docker.sock; unset DOCKER_HOST or start that engine" >&2
+  exit 1
 fi
 
-echo "ensure-engine: starting dockerd (log: $log)" >&2
-nohup dockerd >"$log" 2>&1 &
-pid=$!
-echo "$pid" >"$state/dockerd.pid"
-for _ in $(seq 1 60); do
-  if answers; then
-    echo "ensure-engine: dockerd $pid answers" >&2
-    exit 0
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "ensure-engine: dockerd exited; last lines of $log:" >&2
-    tail -n 5 "$log" >&2
-    exit 1
-  fi
-  sleep 1
-done
-echo "ensure-engine: dockerd $pid did not answer within 60 s; see $log" >&2
-exit 1
+echo "ensure-engine: starting $default_engine as the default engine (scripts/engines.sh)" >&2
+bash "$here/engines.sh" install "$default_engine"
+bash "$here/engines.sh" start --default "$default_engine"
+if ! answers; then
+  echo "ensure-engine: $default_engine started but 'docker info' gets no answer; see ${HARNESS_STATE:-/var/tmp/harness}/engines/$default_engine/log" >&2
+  exit 1
+fi
