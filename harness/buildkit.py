@@ -3,16 +3,24 @@
 Same contract as `build.build_image`: the packed context goes in, a BuildOutcome comes out,
 a failure is a one-line BuildFailed with the log tail.
 
-How the CLI is run:
-- `docker buildx build --load` when a docker CLI on PATH has the buildx plugin; otherwise
+How the CLI is run (see `find_cli`):
+- `docker buildx build --load` when a docker CLI on PATH has the buildx plugin; else a
+  standalone `docker-buildx build --load` (buildx runs without a docker CLI when called by
+  its own name; scripts/engines.sh unpacks Debian trixie's into its prefix); else
   `docker build` with DOCKER_BUILDKIT=1 on a CLI older than 23.0 (those have BuildKit built
-  in; 23.0 and later refuse BuildKit without buildx). `HARNESS_DOCKER_CLI` names one
-  CLI to use instead of searching PATH. The environment (DOCKER_HOST included) is passed on.
+  in; 23.0 and later refuse BuildKit without buildx; not on the containerd image store,
+  where such a CLI's `load remote build context` fails). `HARNESS_DOCKER_CLI` names one
+  CLI (or docker-buildx) to use instead of searching. The environment is passed on, with
+  DOCKER_HOST set to the target engine's host when one is given. buildx 0.10 and later
+  get `--provenance=false`: no attestation manifest, the image alone, as classic builds it.
+- Podman serves no BuildKit (its API builds with buildah): a one-line reason, no build.
 - The context is the packed tar, sent on stdin (`-`), with `-f` naming the Dockerfile
   inside the tar: the same tar the classic builder receives, nothing extracted, wrapped
   in a level-0 gzip stream so that the CLI recognises it (see `_feed`).
-- `--progress=plain` is parsed for steps, cached steps and errors; `--iidfile` gives the
-  image id (never guessed from a tag).
+- `--progress=plain` is parsed for steps, cached steps and errors; buildx's
+  `--metadata-file` (`containerimage.digest`), else `--iidfile`, gives the image id (never
+  guessed from a tag): on the containerd image store the iidfile holds the config digest,
+  not the id the engine shows.
 - No shell: an argument list. The CLI runs in a process group of its own, so a timeout
   or an interrupt stops it and its plugin child (buildx) by that group's id.
 
@@ -27,6 +35,7 @@ builders can be called alike).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -162,102 +171,202 @@ def _one_line(text: str, limit: int = 400) -> str:
 
 # --- finding a CLI that can drive BuildKit -----------------------------------------------
 
+CACHE_ENV = "HARNESS_CACHE"
+DEFAULT_CACHE = "/var/cache/harness"
+BUILDX = "docker-buildx"
+# Where scripts/engines.sh unpacks Debian trixie's Docker 26, docker-buildx included.
+PREFIX_BUILDX = os.path.join("docker26", "usr", "libexec", "docker", "cli-plugins", BUILDX)
+# The directories the docker CLI looks for plugins in, besides $DOCKER_CONFIG/cli-plugins.
+PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+               "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+FIRST_BUILDX_WITH_ATTESTATIONS = (0, 10)  # --provenance; buildx then adds one by default
+FIRST_BUILDX_WITH_METADATA = (0, 6)  # --metadata-file
+PODMAN_REASON = ("Podman serves no BuildKit: its Docker-compatible API builds with buildah "
+                 "(--builder classic builds there)")
+
+
+class _EngineRefuses(HarnessError):
+    """Why the engine itself cannot serve BuildKit: no other CLI would do better."""
+
+
 @dataclass(frozen=True)
 class Cli:
     path: str
-    buildx: bool  # `docker buildx build --load`; else `DOCKER_BUILDKIT=1 docker build`
-    version: str  # the CLI's own version
-    engine_api: str
+    buildx: bool  # buildx drives the build (`build --load`); else `DOCKER_BUILDKIT=1 docker build`
+    version: str  # the CLI's own version (buildx's, for a standalone docker-buildx)
+    engine_api: str  # the engine's API version, as the probe saw it
+    standalone: bool = False  # docker-buildx run on its own: `docker-buildx build --load`
+    host: str | None = None  # the DOCKER_HOST the CLI is given; None: the environment's
+    buildx_version: str = ""  # buildx's version (the plugin's, or the standalone one's)
+
+    @property
+    def kind(self) -> str:
+        if self.standalone:
+            return f"docker-buildx {self.version}"
+        if self.buildx:
+            return f"docker CLI {self.version} with buildx {self.buildx_version or '?'}"
+        return f"docker CLI {self.version} (BuildKit built in)"
 
     def base_args(self) -> list[str]:
-        return [self.path, "buildx", "build", "--load"] if self.buildx else [self.path, "build"]
+        if not self.buildx:
+            return [self.path, "build"]
+        args = [self.path, "build", "--load"] if self.standalone else [self.path, "buildx", "build", "--load"]
+        if self.buildx_at_least(FIRST_BUILDX_WITH_ATTESTATIONS):
+            # No provenance attestation: on the containerd image store it would make the image
+            # an index with an attestation manifest, which the classic builder never adds.
+            args.append("--provenance=false")
+        return args
+
+    def buildx_at_least(self, version: tuple[int, int]) -> bool:
+        return self.buildx and _version_tuple(self.buildx_version or self.version) >= version
+
+    @property
+    def metadata(self) -> bool:
+        """Whether the CLI writes `--metadata-file`, whose `containerimage.digest` is the
+        image's id on every store: the config digest on a graph driver (as --iidfile says),
+        the manifest's digest on the containerd image store (where --iidfile still gives
+        the config digest, which is not the id `docker image inspect` shows)."""
+        return self.buildx_at_least(FIRST_BUILDX_WITH_METADATA)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("DOCKER_BUILDKIT", None)
+        if self.host:
+            env["DOCKER_HOST"] = self.host
+            env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST alone names the engine
         if not self.buildx:
             env["DOCKER_BUILDKIT"] = "1"
         return env
 
 
-def available() -> str | None:
-    """Why BuildKit cannot be used here (one line), or None when it can."""
+def available(host: str | None = None) -> str | None:
+    """Why BuildKit cannot be used on the engine at `host` (a DOCKER_HOST URL; None: the
+    environment's), in one line, or None when it can."""
     try:
-        find_cli()
+        find_cli(host)
     except HarnessError as exc:
         return str(exc)
     return None
 
 
-def find_cli() -> Cli:
-    """The docker CLI to drive BuildKit with; HarnessError (one line) when there is none."""
+def find_cli(host: str | None = None) -> Cli:
+    """The CLI to drive the BuildKit of the engine at `host` (None: DOCKER_HOST or the
+    default socket) with; HarnessError (one line) when there is none.
+
+    Searched, in this order of preference: a docker CLI on PATH with the buildx plugin; a
+    standalone docker-buildx (on PATH, in the prefix scripts/engines.sh unpacks trixie's
+    Docker into, in the docker CLI's plugin directories); a docker CLI older than 23.0
+    (BuildKit built in). `HARNESS_DOCKER_CLI` names the one to use instead (a docker CLI,
+    or a docker-buildx). The first one that reaches the engine's own BuildKit wins."""
     return _find_cli(os.environ.get(CLI_ENV) or None, os.environ.get("PATH", ""),
-                     os.environ.get("DOCKER_HOST"))
+                     host or None, os.environ.get("DOCKER_HOST"), _buildx_places())
 
 
-@lru_cache(maxsize=8)
-def _find_cli(explicit: str | None, path_env: str, docker_host: str | None) -> Cli:
+def _buildx_places() -> tuple[str, ...]:
+    cache = os.environ.get(CACHE_ENV) or DEFAULT_CACHE
+    config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return (os.path.join(cache, PREFIX_BUILDX), os.path.join(config, "cli-plugins", BUILDX),
+            *(os.path.join(d, BUILDX) for d in PLUGIN_DIRS))
+
+
+@lru_cache(maxsize=16)
+def _find_cli(explicit: str | None, path_env: str, host: str | None, env_host: str | None,
+              places: tuple[str, ...]) -> Cli:
+    del env_host  # a key of the cache only: the CLI reads DOCKER_HOST from the environment
     if explicit:
-        found = shutil.which(explicit)
+        found = shutil.which(explicit, path=path_env)
         if not found:
             raise HarnessError(f"{CLI_ENV}={explicit}: no such executable")
-        candidates = [found]
+        candidates = [(found, os.path.basename(found).startswith(BUILDX))]
     else:
-        candidates = _all_on_path("docker", path_env)
+        candidates = [(p, False) for p in _all_on_path("docker", path_env)]
+        candidates += [(p, True) for p in _unique(_all_on_path(BUILDX, path_env)
+                                                  + [p for p in places if _executable(p)])]
         if not candidates:
-            raise HarnessError("no docker CLI on PATH (Debian: apt-get install docker.io)")
-    problems = []
-    usable: list[tuple[str, bool, str]] = []
-    for path in candidates:
+            raise HarnessError("no docker CLI on PATH and no docker-buildx (Debian: apt-get "
+                               "install docker.io; scripts/engines.sh install docker26 "
+                               "unpacks trixie's docker-buildx)")
+    problems: list[str] = []
+    usable: list[tuple[int, Cli]] = []  # (preference, CLI without its engine API yet)
+    for path, standalone in candidates:
+        if standalone:
+            version = _buildx_version([path, "version"])
+            if version is None:
+                problems.append(f"{path} does not run")
+            else:
+                usable.append((1, Cli(path, True, version, "", standalone=True, host=host,
+                                      buildx_version=version)))
+            continue
         version = _cli_version(path)
         if version is None:
             problems.append(f"{path} does not run")
             continue
-        if _run_ok([path, "buildx", "version"], os.environ):
-            usable.append((path, True, version))
+        plugin = _buildx_version([path, "buildx", "version"])
+        if plugin is not None:
+            usable.append((0, Cli(path, True, version, "", host=host, buildx_version=plugin)))
         elif _major(version) < FIRST_CLI_WITHOUT_BUILTIN_BUILDKIT:
-            usable.append((path, False, version))
+            usable.append((2, Cli(path, False, version, "", host=host)))
         else:
             problems.append(f"docker CLI {version} at {path} has no buildx plugin, which "
                             f"BuildKit needs since CLI 23.0")
     if not usable:
         raise HarnessError("; ".join(problems) + " (install the buildx plugin, or docker.io "
                            "20.10 whose CLI has BuildKit built in)")
-    usable.sort(key=lambda u: not u[1])  # buildx first, PATH order otherwise
-    path, buildx, version = usable[0]
-    cli = Cli(path, buildx, version, "")
-    api = _engine_api(cli)
-    return Cli(path, buildx, version, api)
+    usable.sort(key=lambda u: u[0])  # stable: PATH order within a kind
+    failures: list[str] = []
+    for _, cli in usable:
+        try:
+            return _probe(cli)
+        except _EngineRefuses as exc:
+            raise HarnessError(str(exc)) from None
+        except HarnessError as exc:
+            failures.append(str(exc))
+    raise HarnessError(_one_line("; ".join(dict.fromkeys(failures))))
 
 
-def _all_on_path(name: str, path_env: str) -> list[str]:
+def _unique(paths: list[str]) -> list[str]:
     seen, out = set(), []
-    for d in path_env.split(os.pathsep):
-        p = os.path.join(d or ".", name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            real = os.path.realpath(p)
-            if real not in seen:
-                seen.add(real)
-                out.append(p)
+    for p in paths:
+        real = os.path.realpath(p)
+        if real not in seen:
+            seen.add(real)
+            out.append(p)
     return out
 
 
-def _run_ok(args: list[str], env) -> bool:
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _all_on_path(name: str, path_env: str) -> list[str]:
+    return _unique([p for p in (os.path.join(d or ".", name) for d in path_env.split(os.pathsep))
+                    if _executable(p)])
+
+
+def _output(args: list[str], env=None) -> str | None:
+    """What a probe printed on stdout, or None when it failed."""
     try:
-        return subprocess.run(args, check=False, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=PROBE_TIMEOUT).returncode == 0
+        out = subprocess.run(args, check=False, env=env, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=PROBE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired):
-        return False
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def _cli_version(path: str) -> str | None:
-    try:
-        out = subprocess.run([path, "--version"], check=False, stdin=subprocess.DEVNULL, capture_output=True,
-                             text=True, timeout=PROBE_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
+    m = re.search(r"version ([^\s,]+)", _output([path, "--version"]) or "", re.IGNORECASE)
+    return m.group(1) if m else None
+
+
+def _buildx_version(args: list[str]) -> str | None:
+    """buildx's version from `docker-buildx version` or `docker buildx version`
+    (`github.com/docker/buildx 0.13.1+ds1 <revision>`); None when it does not run.
+    A buildx that prints no version it can be read from counts as present."""
+    out = _output(args)
+    if out is None:
         return None
-    m = re.search(r"version ([^\s,]+)", out.stdout, re.IGNORECASE)
-    return m.group(1) if out.returncode == 0 and m else None
+    m = re.search(r"buildx\s+v?(\d[^\s]*)", out)
+    return m.group(1) if m else "unknown"
 
 
 def _major(version: str) -> int:
@@ -265,22 +374,96 @@ def _major(version: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _engine_api(cli: Cli) -> str:
+def _version_tuple(version: str) -> tuple[int, ...]:
+    m = re.match(r"v?(\d+)(?:\.(\d+))?", version or "")
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
+
+
+def _at(cli: Cli) -> str:
+    host = cli.host or os.environ.get("DOCKER_HOST")
+    return f" at DOCKER_HOST={host}" if host else ""
+
+
+def _check_engine(api: str, product: str) -> None:
+    """The engine's own verdict: raise _EngineRefuses when it cannot serve BuildKit."""
+    if product == "Podman":
+        raise _EngineRefuses(PODMAN_REASON)
+    if tuple(int(x) for x in api.split(".")) < MIN_ENGINE_API:
+        raise _EngineRefuses(f"the engine's API {api} is too old for BuildKit "
+                             f"(needs {'.'.join(map(str, MIN_ENGINE_API))}, Docker 18.09)")
+
+
+def _probe(cli: Cli) -> Cli:
+    """The CLI with the engine's API version, once the engine answered it and can serve
+    BuildKit; HarnessError (one line) otherwise."""
+    api = _probe_standalone(cli) if cli.standalone else _probe_docker_cli(cli)
+    return Cli(cli.path, cli.buildx, cli.version, api, cli.standalone, cli.host, cli.buildx_version)
+
+
+def _probe_docker_cli(cli: Cli) -> str:
+    """`docker version`: the engine's API version and components, as this CLI sees them."""
+    fmt = "{{.Server.APIVersion}} {{range .Server.Components}}{{.Name}};{{end}}"
     try:
-        out = subprocess.run([cli.path, "version", "--format", "{{.Server.APIVersion}}"],
+        out = subprocess.run([cli.path, "version", "--format", fmt],
                              check=False, env=cli.env(), stdin=subprocess.DEVNULL, capture_output=True,
                              text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise HarnessError(f"the engine did not answer {cli.path} within {PROBE_TIMEOUT:g} s") from None
-    api = out.stdout.strip()
+    except OSError as exc:
+        raise HarnessError(f"{cli.path} does not run ({exc.strerror or exc})") from None
+    api, _, components = out.stdout.strip().partition(" ")
     if out.returncode != 0 or not re.fullmatch(r"\d+\.\d+", api):
         why = _one_line(out.stderr or out.stdout or "no answer", 200)
-        host = os.environ.get("DOCKER_HOST")
-        raise HarnessError(f"no engine answers {cli.path}"
-                           + (f" at DOCKER_HOST={host}" if host else "") + f" ({why})")
-    if tuple(int(x) for x in api.split(".")) < MIN_ENGINE_API:
-        raise HarnessError(f"the engine's API {api} is too old for BuildKit "
-                           f"(needs {'.'.join(map(str, MIN_ENGINE_API))}, Docker 18.09)")
+        raise HarnessError(f"no engine answers {cli.path}{_at(cli)} ({why})")
+    _check_engine(api, "Podman" if "Podman Engine" in components.split(";") else "Docker")
+    if not cli.buildx and _containerd_store(cli):
+        raise HarnessError(f"{cli.kind} cannot send a build context to the containerd image "
+                           f"store's BuildKit{_at(cli)} (its `load remote build context` "
+                           f"fails there); it needs buildx")
+    return api
+
+
+def _containerd_store(cli: Cli) -> bool:
+    """Whether the engine keeps images in the containerd image store (`docker info`)."""
+    out = _output([cli.path, "info", "--format", "{{json .DriverStatus}}"], env=cli.env())
+    return out is not None and "io.containerd.snapshotter.v1" in out
+
+
+def _probe_standalone(cli: Cli) -> str:
+    """A standalone docker-buildx: the engine's version through the SDK, then `docker-buildx
+    inspect`, which must find the engine's own BuildKit (the `docker` driver): elsewhere
+    buildx would start a BuildKit container of its own, which is not the engine's builder."""
+    from .engine import client as engine_client
+    from .engine.description import product_of
+
+    try:
+        sdk = engine_client.open_client(cli.host, timeout=int(PROBE_TIMEOUT))
+        try:
+            version = sdk.version()
+        finally:
+            sdk.close()
+    except engine_client.ENGINE_ERRORS as exc:
+        raise HarnessError(f"no engine answers {cli.path}{_at(cli)} "
+                           f"({engine_client.first_line(exc)})") from None
+    api = str(version.get("ApiVersion") or "")
+    if not re.fullmatch(r"\d+\.\d+", api):
+        raise HarnessError(f"the engine{_at(cli)} gave no API version")
+    _check_engine(api, product_of(version))
+    try:
+        out = subprocess.run([cli.path, "inspect"], check=False, env=cli.env(), stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"{cli.path} inspect did not answer within {PROBE_TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise HarnessError(f"{cli.path} does not run ({exc.strerror or exc})") from None
+    fields = dict(re.findall(r"^(Driver|Status):\s*(\S+)", out.stdout, re.MULTILINE))
+    if out.returncode != 0:
+        raise HarnessError(f"{cli.path} inspect failed{_at(cli)} "
+                           f"({_one_line(out.stderr or out.stdout or 'no message', 200)})")
+    if fields.get("Driver") != "docker" or fields.get("Status") != "running":
+        raise _EngineRefuses(f"the engine{_at(cli)} serves no BuildKit of its own ({BUILDX} "
+                             f"found driver {fields.get('Driver', '?')}, status "
+                             f"{fields.get('Status', '?')})")
     return api
 
 
@@ -294,14 +477,16 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def command(cli: Cli, context: Context, *, tag: str | None, target: str | None,
             build_args: dict[str, str], nocache: bool, labels: dict[str, str] | None,
-            iidfile: str) -> tuple[list[str], dict[str, str]]:
+            iidfile: str, metadata_file: str | None = None) -> tuple[list[str], dict[str, str]]:
     """The argument list and environment of one build.
 
     A build arg's value travels in the CLI's environment (`--build-arg NAME` reads it from
     there), so no secret shows in the process list; names the CLI reads itself go inline."""
     env = cli.env()
-    args = [*cli.base_args(), "--progress=plain", "--iidfile", iidfile,
-            "-f", context.dockerfile_name]
+    args = [*cli.base_args(), "--progress=plain", "--iidfile", iidfile]
+    if metadata_file and cli.metadata:
+        args += ["--metadata-file", metadata_file]
+    args += ["-f", context.dockerfile_name]
     if tag:
         args += ["-t", tag]
     if target:
@@ -331,17 +516,21 @@ def build_image_buildkit(
     on_line: Callable[[str], None] = lambda line: None,
     timeout: float | None = None,
     made: list[str] | None = None,
+    host: str | None = None,
 ) -> BuildOutcome:
-    """Build and time one image with BuildKit; raise BuildFailed with the error and log tail."""
+    """Build and time one image with BuildKit on the engine at `host` (a DOCKER_HOST URL;
+    None: the environment's); raise BuildFailed with the error and log tail."""
     try:
-        cli = find_cli()
+        cli = find_cli(host)
     except HarnessError as exc:
         raise BuildFailed(f"BuildKit unavailable: {exc}") from None
     parser = ProgressParser()
     with tempfile.TemporaryDirectory(prefix="harness-bk-") as tmp:
         iidfile = os.path.join(tmp, "iid")
+        metadata_file = os.path.join(tmp, "metadata.json")
         args, env = command(cli, context, tag=tag, target=target, build_args=build_args,
-                            nocache=nocache, labels=labels, iidfile=iidfile)
+                            nocache=nocache, labels=labels, iidfile=iidfile,
+                            metadata_file=metadata_file)
         context.fileobj.seek(0)
         expired = threading.Event()
         start = time.perf_counter()
@@ -375,14 +564,27 @@ def build_image_buildkit(
             raise BuildFailed(f"timed out after {timeout:g} s (--timeout)", tail)
         if code != 0:
             raise BuildFailed(parser.failure(), tail)
-        try:
-            with open(iidfile) as fh:
-                image_id = fh.read().strip()
-        except OSError:
-            image_id = ""
+        image_id = _image_id(iidfile, metadata_file)
     if not image_id.startswith("sha256:"):
         raise BuildFailed("BuildKit wrote no image id (--iidfile)", tail)
     return BuildOutcome(image_id, seconds, parser.steps_total, parser.steps_cached, tail, [])
+
+
+def _image_id(iidfile: str, metadata_file: str) -> str:
+    """The image's id as the engine names it: the metadata file's `containerimage.digest`
+    when buildx wrote one (see Cli.metadata), else the --iidfile's; "" when neither says."""
+    try:
+        with open(metadata_file) as fh:
+            digest = json.load(fh).get("containerimage.digest")
+        if isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return digest
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(iidfile) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def _feed(src: IO[bytes], dst: IO[bytes]) -> None:

@@ -177,14 +177,17 @@ def test_command_with_buildx_loads_the_image():
 
 # --- finding a CLI -------------------------------------------------------------------------
 
-def _fake_cli(directory: Path, version: str, buildx: bool, api: str = "1.41") -> Path:
+def _fake_cli(directory: Path, version: str, buildx: bool, api: str = "1.41",
+              components: str = "Engine;containerd;runc;docker-init;",
+              status: str = '[["Backing Filesystem","extfs"]]') -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "docker"
     path.write_text(f"""#!/bin/sh
 case "$1" in
   --version) echo "Docker version {version}, build abc" ;;
   buildx) {'exit 0' if buildx else 'echo "unknown command: docker buildx" >&2; exit 1'} ;;
-  version) echo "{api}" ;;
+  version) echo "{api} {components}" ;;
+  info) echo '{status}' ;;
   *) exit 2 ;;
 esac
 """)
@@ -193,10 +196,15 @@ esac
 
 
 @pytest.fixture
-def fresh_cli_search(monkeypatch):
+def fresh_cli_search(monkeypatch, tmp_path):
+    """A search that sees only the fakes a test makes: no plugin directories of the
+    machine, an empty HARNESS_CACHE and docker config."""
     monkeypatch.delenv(buildkit.CLI_ENV, raising=False)
+    monkeypatch.setattr(buildkit, "PLUGIN_DIRS", ())
+    monkeypatch.setenv(buildkit.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     buildkit._find_cli.cache_clear()
-    yield
+    yield tmp_path
     buildkit._find_cli.cache_clear()
 
 
@@ -222,7 +230,7 @@ def test_unavailable_says_why_in_one_line(tmp_path, monkeypatch, fresh_cli_searc
     assert reason and "\n" not in reason and "no buildx plugin" in reason and "28.2.2" in reason
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     buildkit._find_cli.cache_clear()
-    assert buildkit.available() == "no docker CLI on PATH (Debian: apt-get install docker.io)"
+    assert buildkit.available().startswith("no docker CLI on PATH and no docker-buildx (")
     old = _fake_cli(tmp_path / "c", "18.06.0", buildx=False, api="1.38")
     monkeypatch.setenv("PATH", str(old.parent))
     buildkit._find_cli.cache_clear()
@@ -239,6 +247,150 @@ def test_explicit_cli(tmp_path, monkeypatch, fresh_cli_search):
     monkeypatch.setenv(buildkit.CLI_ENV, str(tmp_path / "nope"))
     with pytest.raises(HarnessError, match="no such executable"):
         buildkit.find_cli()
+
+
+def _fake_buildx(path: Path, version: str = "0.13.1+ds1", driver: str = "docker",
+                 status: str = "running") -> Path:
+    """A standalone docker-buildx: `version` and `inspect` (of the default builder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""#!/bin/sh
+case "$1" in
+  version) echo "github.com/docker/buildx {version} 0.13.1+ds1-3" ;;
+  inspect) printf 'Name:   default\\nDriver: {driver}\\n\\nNodes:\\nName: default\\nStatus: {status}\\n' ;;
+  *) exit 2 ;;
+esac
+""")
+    path.chmod(0o755)
+    return path
+
+
+class _FakeSdk:
+    """What the standalone probe asks the engine through the SDK."""
+
+    def __init__(self, version: dict):
+        self.answer, self.closed = version, False
+
+    def version(self):
+        return self.answer
+
+    def close(self):
+        self.closed = True
+
+
+DOCKER26_VERSION = {"Version": "26.1.5+dfsg1", "ApiVersion": "1.45", "MinAPIVersion": "1.24",
+                    "Components": [{"Name": "Engine", "Version": "26.1.5+dfsg1"}]}
+PODMAN_VERSION = {"Version": "4.3.1", "ApiVersion": "1.41", "MinAPIVersion": "1.24",
+                  "Components": [{"Name": "Podman Engine", "Version": "4.3.1"},
+                                 {"Name": "Conmon", "Version": "conmon version 2.1.6"}]}
+
+
+@pytest.fixture
+def fake_sdk(monkeypatch):
+    from harness.engine import client as engine_client
+
+    asked: list[str | None] = []
+    answer = {"version": DOCKER26_VERSION}
+
+    def open_client(host=None, timeout=600):
+        asked.append(host)
+        return _FakeSdk(answer["version"])
+
+    monkeypatch.setattr(engine_client, "open_client", open_client)
+    return answer, asked
+
+
+def _prefix_buildx(cache: Path) -> Path:
+    return cache / "docker26" / "usr" / "libexec" / "docker" / "cli-plugins" / "docker-buildx"
+
+
+def test_the_standalone_buildx_of_the_prefix_beats_an_old_cli(tmp_path, monkeypatch,
+                                                               fresh_cli_search, fake_sdk):
+    _, asked = fake_sdk
+    old = _fake_cli(tmp_path / "a", "20.10.24+dfsg1", buildx=False)
+    new = _fake_cli(tmp_path / "b", "28.2.2", buildx=False)  # unusable: no plugin
+    bx = _fake_buildx(_prefix_buildx(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{new.parent}:{old.parent}")
+    monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
+    cli = buildkit.find_cli("unix:///tmp/engine26.sock")
+    assert (cli.path, cli.buildx, cli.standalone, cli.version, cli.engine_api) == (
+        str(bx), True, True, "0.13.1+ds1", "1.45")
+    assert asked == ["unix:///tmp/engine26.sock"]
+    args, env = buildkit.command(cli, _Ctx(), tag="t:1", target=None, build_args={},
+                                 nocache=False, labels=None, iidfile="/x/iid")
+    assert args[:4] == [str(bx), "build", "--load", "--provenance=false"] and args[-1] == "-"
+    assert env["DOCKER_HOST"] == "unix:///tmp/engine26.sock"
+    assert "DOCKER_BUILDKIT" not in env and "DOCKER_CONTEXT" not in env
+    # Without a host, the environment's engine: DOCKER_HOST is passed on as it is.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/env.sock")
+    cli = buildkit.find_cli()
+    assert cli.standalone and cli.host is None and asked[-1] is None
+    assert buildkit.command(cli, _Ctx(), tag=None, target=None, build_args={}, nocache=False,
+                            labels=None, iidfile="/x/iid")[1]["DOCKER_HOST"] == "unix:///tmp/env.sock"
+
+
+def test_a_docker_cli_with_the_plugin_beats_the_standalone_buildx(tmp_path, monkeypatch,
+                                                                  fresh_cli_search, fake_sdk):
+    _fake_buildx(tmp_path / "docker-config" / "cli-plugins" / "docker-buildx")
+    with_plugin = _fake_cli(tmp_path / "a", "26.1.5", buildx=True, api="1.45")
+    monkeypatch.setenv("PATH", str(with_plugin.parent))
+    cli = buildkit.find_cli()
+    assert cli.path == str(with_plugin) and cli.buildx and not cli.standalone
+
+
+def test_explicit_standalone_buildx(tmp_path, monkeypatch, fresh_cli_search, fake_sdk):
+    bx = _fake_buildx(tmp_path / "x" / "docker-buildx")
+    monkeypatch.setenv(buildkit.CLI_ENV, str(bx))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    cli = buildkit.find_cli()
+    assert cli.path == str(bx) and cli.standalone
+
+
+def test_podman_serves_no_buildkit(tmp_path, monkeypatch, fresh_cli_search, fake_sdk):
+    answer, _ = fake_sdk
+    old = _fake_cli(tmp_path / "a", "20.10.24", buildx=False, components="Podman Engine;Conmon;")
+    monkeypatch.setenv("PATH", str(old.parent))
+    assert buildkit.available() == buildkit.PODMAN_REASON
+    assert "\n" not in buildkit.PODMAN_REASON and "buildah" in buildkit.PODMAN_REASON
+    # The standalone buildx asks the engine first: Podman, refused before buildx runs.
+    answer["version"] = PODMAN_VERSION
+    _fake_buildx(_prefix_buildx(tmp_path / "cache"), driver="docker-container", status="inactive")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    buildkit._find_cli.cache_clear()
+    assert buildkit.available("unix:///tmp/podman.sock") == buildkit.PODMAN_REASON
+    with pytest.raises(BuildFailed, match="^BuildKit unavailable: Podman serves no BuildKit"):
+        build_image_buildkit(_Ctx(), tag=None, target=None, build_args={}, nocache=True,
+                             host="unix:///tmp/podman.sock")
+
+
+def test_a_buildx_that_would_start_a_builder_of_its_own_is_refused(tmp_path, monkeypatch,
+                                                                   fresh_cli_search, fake_sdk):
+    _fake_buildx(_prefix_buildx(tmp_path / "cache"), driver="docker-container", status="inactive")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    reason = buildkit.available("unix:///tmp/other.sock")
+    assert reason.startswith("the engine at DOCKER_HOST=unix:///tmp/other.sock serves no BuildKit "
+                             "of its own (docker-buildx found driver docker-container")
+
+
+def test_an_old_cli_cannot_feed_the_containerd_store(tmp_path, monkeypatch, fresh_cli_search):
+    # Its BuildKit fails to `load remote build context` there: buildx, or nothing.
+    old = _fake_cli(tmp_path / "a", "20.10.24+dfsg1", buildx=False, api="1.45",
+                    status='[["driver-type","io.containerd.snapshotter.v1"]]')
+    monkeypatch.setenv("PATH", str(old.parent))
+    reason = buildkit.available()
+    assert reason.startswith("docker CLI 20.10.24+dfsg1 (BuildKit built in) cannot send a build "
+                             "context to the containerd image store's BuildKit") and "\n" not in reason
+    with_plugin = _fake_cli(tmp_path / "b", "26.1.5", buildx=True, api="1.45",
+                            status='[["driver-type","io.containerd.snapshotter.v1"]]')
+    monkeypatch.setenv("PATH", f"{old.parent}:{with_plugin.parent}")
+    buildkit._find_cli.cache_clear()
+    assert buildkit.find_cli().path == str(with_plugin)
+
+
+def test_an_old_buildx_gets_no_provenance_flag():
+    cli = Cli("/x/docker", buildx=True, version="20.10.24", engine_api="1.41", buildx_version="0.9.1")
+    assert "--provenance=false" not in cli.base_args()
+    cli = Cli("/x/docker", buildx=True, version="26.1.5", engine_api="1.45", buildx_version="0.13.1")
+    assert cli.base_args()[-1] == "--provenance=false"
 
 
 # --- needs_buildkit --------------------------------------------------------------------------
