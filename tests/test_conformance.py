@@ -103,10 +103,12 @@ def merged(client, image_id: str) -> tuple[dict[str, tuple[str, object]], archiv
     """The final filesystem the archive's layers make: path -> (kind, size or target)."""
     listings = {}
 
-    def read(name, member, data, kind):
-        listings[name] = tarparse.read_layer(archive.decompressed(data, kind))[0]
+    def layer(name, size, kind):
+        parser = tarparse.LayerParser()
+        listings[name] = parser.entries
+        return archive.Inflater(kind, parser.feed).feed, parser.close
 
-    saved, _ = archive.read_archive(client.api.get_image(image_id), read)
+    saved, _ = archive.read_archive(client.api.get_image(image_id), layer)
     root = filesystem.merge([listings[name] for name in saved.layer_order()])
     out = {}
     for path, node in filesystem.walk(root):

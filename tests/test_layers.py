@@ -31,7 +31,8 @@ from dive_oracle import dive_waste
 from zlib_ng import zlib_ng
 
 from harness import registry
-from harness.analysis import layers
+from harness.engine import describe as describe_engine
+from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, contents, estimate, filesystem, tarparse
 from harness.analysis.layers.model import DIR, FILE, LINK, OPAQUE, OTHER, SYMLINK, WHITEOUT, Entry, LayerIndex
 from harness.errors import HarnessError
@@ -320,7 +321,7 @@ def varied_tar(fmt: int, **kw) -> bytes:
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
 def test_read_layer_entries(fmt):
     long_dir = "usr/lib/" + "/".join(f"very-long-directory-name-{i}" for i in range(6))
-    entries, captured, _ = tarparse.read_layer(io.BytesIO(varied_tar(fmt)))
+    entries, captured = tarparse.read_layer(io.BytesIO(varied_tar(fmt)))
     by_path = {e.path: e for e in entries}
     assert by_path["usr/bin/dash"] == Entry("usr/bin/dash", FILE, 512, 0o755, "",
                                             xxhash.xxh3_128(blob("dash", 512)).digest())
@@ -335,21 +336,50 @@ def test_read_layer_entries(fmt):
     assert captured == {"var/lib/dpkg/status": b"Package: a\n"}
 
 
+def reference_entries(data: bytes) -> tuple[list[Entry], dict[str, bytes]]:
+    """What the standard library's tarfile reads from a layer tar, in the analysis' terms:
+    the oracle for the push parser."""
+    entries, captured = [], {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        for m in tar:
+            content = tar.extractfile(m).read() if m.isreg() else b""
+            digest = xxhash.xxh3_128(content).digest() if content else b""
+            entry = tarparse.entry_of(m, digest)
+            if entry is not None:
+                entries.append(entry)
+                if m.isreg() and tarparse.wants_content(entry.path, m.size):
+                    captured[entry.path] = content
+    return entries, captured
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_the_push_parser_reads_what_tarfile_reads_however_the_stream_is_cut(fmt):
+    if fmt == tarfile.USTAR_FORMAT:  # no long link names: ustar splits long paths only
+        data = tar_bytes([("a/" + "d" * 90 + "/" + "f" * 90, "file", b"z" * 10, 0o644),
+                          ("short", "file", b"y", 0o644)], fmt)
+    else:
+        data = varied_tar(fmt, pax_headers={"comment": "global"} if fmt == tarfile.PAX_FORMAT else None)
+    expected = reference_entries(data)
+    assert len(expected[0]) > 1
+    for piece in (1, 511, 512, 513, 4096, 99_991, 1 << 20):
+        assert tarparse.read_layer(io.BytesIO(data), piece) == expected, piece
+
+
 def test_read_layer_rejects_a_truncated_or_corrupt_tar():
     data = varied_tar(tarfile.PAX_FORMAT)
-    with pytest.raises(HarnessError, match="unreadable layer tar"):
+    with pytest.raises(HarnessError, match="ends inside a member"):
         tarparse.read_layer(io.BytesIO(data[:len(data) // 2]))
-    # The tar reader stops quietly at a header it cannot read: what follows is not zeros.
+    with pytest.raises(HarnessError, match="ends before its end"):  # cut between two members
+        first = next(iter(tarfile.open(fileobj=io.BytesIO(data))))
+        tarparse.read_layer(io.BytesIO(data[:first.offset_data + 1536]))
     corrupt = bytearray(data)
     corrupt[600] ^= 0xFF  # in the second header (the first is a pax header of 512 + data)
-    tee = archive.Tee(io.BytesIO(bytes(corrupt)), [])
-    *_, end = tarparse.read_layer(tee)
-    assert not tee.zeros_from(end)
-    whole = archive.Tee(io.BytesIO(data + bytes(8192)), [])
-    *_, end = tarparse.read_layer(whole)
-    assert whole.zeros_from(end) and whole.count == len(data) + 8192
+    with pytest.raises(HarnessError, match="corrupt header"):
+        tarparse.read_layer(io.BytesIO(bytes(corrupt)))
+    assert tarparse.read_layer(io.BytesIO(data + bytes(4096) + b"junk after the end")) == \
+        tarparse.read_layer(io.BytesIO(data))
     tars = [bytes(corrupt)]
-    with pytest.raises(HarnessError, match="a corrupt header at byte"):
+    with pytest.raises(HarnessError, match="corrupt header"):
         layers.analyze_archive([oci_archive(tars, ENV)], attrs_of(tars, ENV))
 
 
@@ -425,7 +455,7 @@ def pack(files: list[tuple[str, bytes | str]]) -> bytes:
     return out.getvalue()
 
 
-def legacy_archive(layer_tars: list[bytes], env: list[str]) -> bytes:
+def legacy_archive(layer_tars: list[bytes], env: list[str], tag: str | None = None) -> bytes:
     """What Docker 24 and older write: <dir>/layer.tar, a repeated layer as a symlink."""
     config = image_config(layer_tars, env)
     config_name = hashlib.sha256(config).hexdigest() + ".json"
@@ -437,7 +467,7 @@ def legacy_archive(layer_tars: list[bytes], env: list[str]) -> bytes:
             seen[t] = f"l{i}/layer.tar"
             files.append((f"l{i}/layer.tar", t))
         names.append(f"l{i}/layer.tar")
-    manifest = [{"Config": config_name, "RepoTags": None, "Layers": names}]
+    manifest = [{"Config": config_name, "RepoTags": [tag] if tag else None, "Layers": names}]
     return pack([*files, (config_name, config), ("manifest.json", json.dumps(manifest).encode())])
 
 
@@ -477,6 +507,11 @@ def podman_archive(layer_tars: list[bytes], env: list[str]) -> bytes:
     manifest = [{"Config": config_name, "RepoTags": [], "Layers": names}]
     return pack([*dict(zip(names, layer_tars)).items(), (config_name, config),
                  ("manifest.json", json.dumps(manifest).encode())])
+
+
+def unpack(data: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar if m.isreg()]
 
 
 def attrs_of(layer_tars: list[bytes], env: list[str]) -> dict:
@@ -607,10 +642,13 @@ def test_a_wrong_archive_is_a_harness_error():
     attrs = attrs_of(tars, ENV)
     data = oci_archive(tars, ENV)
     cut = next(m.offset for m in tarfile.open(fileobj=io.BytesIO(data)) if m.name == "manifest.json")
-    with pytest.raises(HarnessError, match="no manifest.json"):  # cut between two members
+    with pytest.raises(HarnessError, match="image archive ends before its end"):  # cut between two members
         layers.analyze_archive([data[:cut]], attrs)
-    with pytest.raises(HarnessError, match="unreadable"):  # cut inside a member
+    with pytest.raises(HarnessError, match="ends inside a member"):  # cut inside a member
         layers.analyze_archive([data[:len(data) // 2]], attrs)
+    no_manifest = pack([(n, d) for n, d in unpack(data) if n != "manifest.json"])
+    with pytest.raises(HarnessError, match="no manifest.json"):
+        layers.analyze_archive([no_manifest], attrs)
     wrong = {**attrs, "RootFS": {"Layers": attrs["RootFS"]["Layers"][:2]}}
     with pytest.raises(HarnessError, match="manifest lists 3 layers, RootFS 2"):
         layers.analyze_archive([data], wrong)
@@ -707,17 +745,20 @@ def dive_json(image_id: str, tmp_path) -> dict | None:
 def test_loaded_image_every_figure(docker_client, image_janitor, tmp_path):
     tars = loaded_layers()
     attrs = attrs_of(tars, ENV)
-    load(docker_client, legacy_archive(tars, ENV), attrs["Id"], image_janitor)
-    got = layers.analyze_image(docker_client, attrs["Id"], app_dev_dependencies={"typescript", "jest"})
+    # Loaded under a tag: the containerd store names an image by its manifest, not its config.
+    load(docker_client, legacy_archive(tars, ENV, tag="harness-test/loaded:layers"), "harness-test/loaded:layers",
+         image_janitor)
+    image_id = docker_client.api.inspect_image("harness-test/loaded:layers")["Id"]
+    got = layers.analyze_image(docker_client, image_id, app_dev_dependencies={"typescript", "jest"})
     loaded_expectations(got)
-    stored = docker_client.api.inspect_image(attrs["Id"])
+    stored = docker_client.api.inspect_image(image_id)
     assert got["layer_count"] == len(stored["RootFS"]["Layers"]) == 3
-    history = [h["Size"] for h in reversed(docker_client.api.history(attrs["Id"]))]
+    history = [h["Size"] for h in reversed(docker_client.api.history(image_id))]
     assert len(history) == 3
-    verified = layers.analyze_image(docker_client, attrs["Id"], app_dev_dependencies={"typescript", "jest"},
+    verified = layers.analyze_image(docker_client, image_id, app_dev_dependencies={"typescript", "jest"},
                                     verify_diff_ids=True)
     assert steady(verified) == steady(got)
-    dive = dive_json(attrs["Id"], tmp_path)
+    dive = dive_json(image_id, tmp_path)
     if dive is not None:
         stack = [tarparse.read_layer(io.BytesIO(t))[0] for t in tars]
         oracle = dive_waste(stack)
@@ -745,12 +786,18 @@ COPY a.bin /a.bin
     got = layers.analyze_image(docker_client, image_id)
     busybox = BUSYBOX.stat().st_size
     files = [busybox, 10_000, 3000 + 4000 + 3, 0, 10_000, 10_000]
+    if got["layer_count"] == 5:
+        # The containerd store diffs each step's snapshot against its parent: the second COPY
+        # of the same bytes (same mode, same mtime) changes nothing and makes no layer.
+        assert sizes.store_kind(describe_engine(docker_client)) == "containerd"
+        files = files[:5]
+    else:
+        assert got["layers"][4]["diff_id"] == got["layers"][5]["diff_id"]  # one layer, twice
     assert [layer["files_bytes"] for layer in got["layers"]] == files
-    assert got["layers"][4]["diff_id"] == got["layers"][5]["diff_id"]  # one layer, twice
     assert got["layers"][2]["size_bytes"] == 7003 + len("busybox")  # the /bin/sh symlink's target
-    assert [layer["whiteout_count"] for layer in got["layers"]] == [0, 0, 0, 2, 0, 0]
-    # a.bin copies of layers 1, 2 and 4 are overwritten; gone.bin deleted; /x lives on as /xhard.
-    assert got["wasted_bytes"] == 10_000 + 3000 + 10_000 + 4000
+    assert [layer["whiteout_count"] for layer in got["layers"]] == [0, 0, 0, 2, 0, 0][:len(files)]
+    # a.bin copies of layers 1, 2 and (when made) 4 are overwritten; gone.bin deleted; /x lives on as /xhard.
+    assert got["wasted_bytes"] == 10_000 + 3000 + 10_000 * (len(files) - 5) + 4000
     assert got["files_bytes"] == busybox + 10_000 + 3
     assert got["has_shell"] is True
     assert (got["duplicate_files"], got["duplicate_bytes"]) == (0, 0)

@@ -2,8 +2,8 @@
 
 `analyze_image` streams `docker save` through the SDK's public `get_image` (nothing written
 to disk, memory growing with the number of files, never with their bytes), reads every layer
-with the standard tar reader as it comes (archive: every layout an engine writes; tarparse:
-one layer), then stacks the layers in the manifest's order (filesystem: the merged tree and
+as it comes (archive: every layout an engine writes; tarparse: the tar reader, fed in
+pieces, headers read by the standard library), then stacks the layers in the manifest's order (filesystem: the merged tree and
 the waste; contents: what the final filesystem shows) and, on a thread pool while the stream
 is read, estimates what a registry would store (estimate).
 """
@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
-
 import docker
 
 from ...errors import HarnessError
@@ -25,7 +23,7 @@ from .contents import describe
 from .estimate import GzipSizer
 from .filesystem import merge, visible_files, waste
 from .model import LayerIndex
-from .tarparse import read_layer
+from .tarparse import LayerParser
 
 SAVE_CHUNK_BYTES = 1 << 20
 
@@ -35,35 +33,47 @@ __all__ = ["analyze_image", "analyze_archive", "LayerIndex"]
 class _Layers:
     """The layers read from one stream, by member name; the gzip estimates pending."""
 
-    def __init__(self, pool: ThreadPoolExecutor | None, slots: threading.Semaphore, verify: bool):
-        self.pool, self.slots, self.verify = pool, slots, verify
+    def __init__(self, pool: ThreadPoolExecutor | None, slots: threading.Semaphore, verify: bool,
+                 known: Callable[[str], bool]):
+        self.pool, self.slots, self.verify, self.known = pool, slots, verify, known
         self.read: dict[str, LayerIndex] = {}
         self.sizers: dict[str, GzipSizer] = {}
-        self.hashes: dict[str, object] = {}
+        self.hashes: dict[str, Callable[[], str]] = {}
 
-    def __call__(self, name: str, member, data: BinaryIO, kind: str) -> None:
-        sinks = []
+    def __call__(self, name: str, size: int, kind: str):
+        """The sink of one layer member (None: known from before, skipped)."""
+        if self.known(name):
+            return None
+        parser = LayerParser(f"layer tar {name}")
+        sinks = [parser.feed]
         sizer = None
         if self.pool is not None and kind == archive.TAR:
-            sizer = GzipSizer(self.pool, self.slots, member.size)
+            sizer = GzipSizer(self.pool, self.slots, size)
             sinks.append(sizer.feed)
         if self.verify:
-            update, hexdigest = archive.sha256_sink()
+            update, self.hashes[name] = archive.sha256_sink()
             sinks.append(update)
-            self.hashes[name] = hexdigest
-        tee = archive.Tee(archive.decompressed(data, kind), sinks)
-        entries, captured, end = read_layer(tee)
-        if not tee.zeros_from(end):
-            raise HarnessError(f"layer {name}: unreadable layer tar: a corrupt header at byte {end}")
-        layer = LayerIndex("", entries, captured, tee.count, member.size, kind)
-        if sizer is not None:
-            sizer.finish()
-            self.sizers[name] = sizer
-            layer.compressed_sampled_bytes = sizer.sampled
-        elif self.pool is not None:  # kept compressed: a registry stores this blob as it is
-            layer.compressed_estimate_bytes = member.size
-            layer.compressed_sampled_bytes = tee.count
-        self.read[name] = layer
+        count = [0]
+
+        def tar_piece(piece) -> None:
+            count[0] += len(piece)
+            for sink in sinks:
+                sink(piece)
+
+        inflater = archive.Inflater(kind, tar_piece)
+
+        def close() -> None:
+            parser.close()
+            layer = LayerIndex("", parser.entries, parser.captured, count[0], size, kind)
+            if sizer is not None:
+                sizer.finish()
+                self.sizers[name] = sizer
+                layer.compressed_sampled_bytes = sizer.sampled
+            elif self.pool is not None:  # kept compressed: a registry stores this blob as it is
+                layer.compressed_estimate_bytes = size
+                layer.compressed_sampled_bytes = count[0]
+            self.read[name] = layer
+        return inflater.feed, close
 
 
 def analyze_image(client: docker.DockerClient, image_id: str, **options) -> dict:
@@ -94,15 +104,16 @@ def analyze_archive(chunks: Iterable[bytes], attrs: dict, *,
     workers = workers or os.cpu_count() or 1
     cache = {} if cache is None else cache
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip") if estimate_compressed else None
-    layers = _Layers(pool, threading.Semaphore(2 * workers), verify_diff_ids)
 
     def known(name: str) -> bool:
         layer = cache.get(name)
         return layer is not None and (not estimate_compressed or layer.compressed_estimate_bytes is not None)
 
+    layers = _Layers(pool, threading.Semaphore(2 * workers), verify_diff_ids, known)
+
     try:
         saved, streamed = archive.read_archive(
-            chunks, layers, skip=known,
+            chunks, layers,
             on_first=lambda: first_byte.append(time.perf_counter()))
         stream_end = time.perf_counter()
         order = saved.layer_order()

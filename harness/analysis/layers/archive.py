@@ -5,107 +5,36 @@ the layers, bottom first, and whose `Config` names the image config:
 - Docker 24 and older: `<dir>/layer.tar`, `<dir>/json`, `<config>.json`; a repeated layer is
   a symlink to the first one's tar.
 - Docker 25 and newer (both stores): an OCI image layout (`oci-layout`, `index.json`,
-  `blobs/sha256/<digest>`); `manifest.json` points into `blobs/`. On the containerd store a
-  pulled layer may be kept as the registry sent it: gzip or zstd.
+  `blobs/sha256/<digest>`); `manifest.json` points into `blobs/`. The containerd store keeps
+  layers compressed, as a registry sent them or, after a build, gzip.
 - Podman: `<digest>.tar` for each layer, `<id>.json` for the config.
 Members are told apart by their first bytes, not their names: a tar (or an empty one), a
-gzip or zstd stream is a layer and is read as it streams; anything else (JSON) is kept whole.
+gzip or zstd stream is a layer and is read as it streams (decompressed on the way); anything
+else (JSON) is kept whole. The archive is pushed through `tarparse.TarReader` a piece at a
+time as the SDK's `get_image` yields it: no file object, no copy of the layers' bytes.
 Which blob is which layer is only known from `manifest.json`, which may come last: each
 layer is indexed under its member name, and stacked once the stream has ended.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import zlib
-import io
 import json
 import posixpath
 import tarfile
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import zstandard
+from zlib_ng import zlib_ng
 
 from ...errors import HarnessError
+from .tarparse import TarReader
 
-STREAM_BUFFER_BYTES = 1 << 20
 DOCUMENT_LIMIT_BYTES = 64 << 20  # a member that is not a layer and larger is skipped
 GZIP, ZSTD, TAR = "tar+gzip", "tar+zstd", "tar"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class IterReader(io.RawIOBase):
-    """A binary file object over an iterator of bytes (the SDK's chunks of a stream)."""
-
-    def __init__(self, chunks: Iterable[bytes], on_first: Callable[[], None] | None = None):
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._rest = memoryview(b"")
-        self._on_first = on_first
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._rest:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            if self._on_first is not None:
-                self._on_first()
-                self._on_first = None
-            self._rest = memoryview(chunk)
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        self.bytes_read += n
-        return n
-
-
-class Tee(io.RawIOBase):
-    """Reads `source` and shows every byte read to `sinks` (hash, gzip estimate), counting
-    them; the last bytes are kept to check what follows a tar's end (`zeros_from`)."""
-
-    RECENT_BYTES = 1 << 20  # more than the tar reader reads ahead
-
-    def __init__(self, source: BinaryIO, sinks: list[Callable[[memoryview], object]]):
-        self._source = source
-        self._sinks = sinks
-        self._recent: deque[tuple[int, bytes]] = deque()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._source.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        if n:
-            self._recent.append((self.count, data))
-            while self._recent[0][0] + len(self._recent[0][1]) < self.count - self.RECENT_BYTES:
-                self._recent.popleft()
-        self.count += n
-        view = memoryview(buffer)[:n]
-        for sink in self._sinks:
-            sink(view)
-        return n
-
-    def zeros_from(self, offset: int) -> bool:
-        """Whether every byte from `offset` to the end is zero (a tar's end-of-archive blocks
-        and padding), reading to the end. The standard tar reader stops quietly at a header it
-        cannot read; this tells that from a whole tar."""
-        if self._recent and offset < self._recent[0][0]:
-            return False
-        ok = all(not chunk[max(0, offset - start):].strip(b"\0") for start, chunk in self._recent)
-        while piece := self.read(STREAM_BUFFER_BYTES):
-            ok = ok and not piece.strip(b"\0")
-        return ok
 
 
 def media_type(head: bytes) -> str | None:
@@ -130,12 +59,30 @@ def _header_checksum_ok(block: bytes) -> bool:
     return stored == sum(block[:148]) + 8 * 32 + sum(block[156:])
 
 
-def decompressed(fileobj: BinaryIO, kind: str) -> BinaryIO:
-    if kind == GZIP:
-        return gzip.GzipFile(fileobj=fileobj, mode="rb")
-    if kind == ZSTD:
-        return zstandard.ZstdDecompressor().stream_reader(fileobj, read_across_frames=True)
-    return fileobj
+class Inflater:
+    """A layer blob's bytes, fed in pieces, as its uncompressed tar's bytes (`out`)."""
+
+    def __init__(self, kind: str, out: Callable[[memoryview | bytes], object]):
+        self.kind, self.out = kind, out
+        self._new()
+
+    def _new(self) -> None:
+        self._engine = (zlib_ng.decompressobj(wbits=31) if self.kind == GZIP
+                        else zstandard.ZstdDecompressor().decompressobj())
+
+    def feed(self, piece) -> None:
+        if self.kind == TAR:
+            self.out(piece)
+            return
+        data = bytes(piece)
+        while data:
+            self.out(self._engine.decompress(data))
+            if not self._engine.eof:
+                return
+            data = self._engine.unused_data  # a stream of several members or frames
+            self._new()
+            if not data.strip(b"\0"):
+                return
 
 
 @dataclass
@@ -183,42 +130,80 @@ class Archive:
         return json.loads(raw) if raw else {}
 
 
-LayerReader = Callable[[str, tarfile.TarInfo, BinaryIO, str], None]
+LayerSink = Callable[[str, int, str], "tuple[Callable[[memoryview], object], Callable[[], object]] | None"]
 
 
-def read_archive(chunks: Iterable[bytes], read_layer: LayerReader,
-                 skip: Callable[[str], bool] = lambda name: False,
+class _Member:
+    """An archive member, told apart by its first bytes: a layer's pieces go to the sink
+    `layer(name, size, media type)` gives; anything else small is kept whole."""
+
+    def __init__(self, archive: Archive, name: str, size: int, layer: LayerSink):
+        self.archive, self.name, self.size, self.layer = archive, name, size, layer
+        self.head = bytearray()
+        self.sink = None
+        self.kind: str | None = None
+
+    def write(self, piece: memoryview) -> None:
+        if self.kind is None:
+            self.head += piece
+            if len(self.head) >= min(512, self.size):
+                self._decide()
+        elif self.sink is not None:
+            self.sink[0](piece)
+        elif self.kind == "document":
+            self.head += piece
+
+    def close(self) -> None:
+        if self.kind is None:
+            self._decide()
+        if self.sink is not None:
+            self.sink[1]()
+        elif self.kind == "document":
+            self.archive.documents[self.name] = bytes(self.head)
+
+    def _decide(self) -> None:
+        head, self.head = bytes(self.head), bytearray()
+        kind = media_type(head[:512])
+        if kind is None:
+            self.kind = "document" if self.size <= DOCUMENT_LIMIT_BYTES else "skipped"
+            self.head += head if self.kind == "document" else b""
+            return
+        self.kind = kind
+        self.archive.layer_members.append(self.name)
+        self.sink = self.layer(self.name, self.size, kind)
+        if self.sink is not None and head:
+            self.sink[0](memoryview(head))
+
+
+def read_archive(chunks: Iterable[bytes], layer: LayerSink,
                  on_first: Callable[[], None] | None = None) -> tuple[Archive, int]:
-    """Stream the archive: each layer member to `read_layer(name, member, fileobj, media_type)`
-    unless `skip(name)`, everything small kept. Returns the archive and the bytes streamed."""
-    source = IterReader(chunks, on_first)
+    """Stream the archive: each layer's pieces to the sink `layer(name, size, media type)`
+    returns (None: skipped), everything small kept. Returns the archive and the bytes streamed."""
     archive = Archive()
-    stream = io.BufferedReader(source, STREAM_BUFFER_BYTES)
+
+    def member(info: tarfile.TarInfo):
+        name = posixpath.normpath(info.name)
+        if info.issym():
+            archive.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), info.linkname))
+        elif info.islnk():
+            archive.links[name] = posixpath.normpath(info.linkname)
+        elif info.isreg():
+            got = _Member(archive, name, info.size, layer)
+            return got.write, got.close
+        return None
+
+    reader = TarReader(member, "image archive")
+    streamed = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=STREAM_BUFFER_BYTES) as outer:
-            for member in outer:
-                name = posixpath.normpath(member.name)
-                if member.issym():
-                    archive.links[name] = posixpath.normpath(
-                        posixpath.join(posixpath.dirname(name), member.linkname))
-                    continue
-                if member.islnk():
-                    archive.links[name] = posixpath.normpath(member.linkname)
-                    continue
-                if not member.isreg():
-                    continue
-                data = outer.extractfile(member)
-                head = data.peek(512)[:512] if member.size else b""
-                kind = media_type(head)
-                if kind is not None:
-                    archive.layer_members.append(name)
-                    if not skip(name):
-                        read_layer(name, member, data, kind)
-                elif member.size <= DOCUMENT_LIMIT_BYTES:
-                    archive.documents[name] = data.read()
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
-        raise HarnessError(f"unreadable image archive: {exc}") from None
-    return archive, source.bytes_read
+        for chunk in chunks:
+            if not streamed and on_first is not None:
+                on_first()
+            streamed += len(chunk)
+            reader.feed(chunk)
+        reader.close()
+    except (zlib_ng.error, zstandard.ZstdError) as exc:
+        raise HarnessError(f"a layer of the image archive does not decompress: {exc}") from None
+    return archive, streamed
 
 
 def sha256_sink() -> tuple[Callable[[memoryview], None], Callable[[], str]]:
