@@ -744,7 +744,6 @@ def dive_json(image_id: str, tmp_path) -> dict | None:
 @pytest.mark.engine
 def test_loaded_image_every_figure(docker_client, image_janitor, tmp_path):
     tars = loaded_layers()
-    attrs = attrs_of(tars, ENV)
     # Loaded under a tag: the containerd store names an image by its manifest, not its config.
     load(docker_client, legacy_archive(tars, ENV, tag="harness-test/loaded:layers"), "harness-test/loaded:layers",
          image_janitor)
