@@ -236,7 +236,8 @@ def summary_notes(record: dict) -> list[str]:
              f"{builder} builder, median ± MAD of the samples"
              + (f" (the {', '.join(others)} builder{'s' if len(others) > 1 else ''} and every "
                 "scenario: see the build-time table)" if others else "") + ". "
-             "\"Added to base\" is the final size minus the size of the runtime stage's base image."]
+             "\"Added to base\" is the final size minus the size of the runtime stage's base image."
+             + _default_builder_note(record, builder)]
     if any(v.get("status") == FAILED_AT_RUNTIME for v in record.get("variants") or []):
         lines.append("Failed at runtime: the image was built and measured (its figures are "
                      "real) but did not serve; see Runtime.")
@@ -383,6 +384,15 @@ def markdown_lines(record: dict) -> list[str]:
                    f"({machine.get('cpu_count')} CPUs), {engine_label(engine)} "
                    f"(API {engine.get('api_version')}).")]
     return lines
+
+
+def _default_builder_note(record: dict, builder: str) -> str:
+    """Which builder `docker build` uses on this engine, when the run timed another."""
+    default = (record.get("engine") or {}).get("default_builder")
+    if not default or default == builder or (default == "buildah" and builder == "classic"):
+        return ""
+    return (f" On this engine `docker build` uses {'BuildKit' if default == 'buildkit' else default} "
+            f"by default (`--builder both` times it beside the {builder} builder).")
 
 
 def _raw_values(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ Elsewhere the engine's own figures mean something else, and are kept beside it:
   stored (gzip-compressed after a build or pull) plus config and manifest. On Podman the
   uncompressed layer tars plus config and manifest.
 - `listed_size_bytes`, the SIZE column of `docker images`: on the containerd store the
-  content store plus the unpacked snapshots' disk usage (4 KiB blocks), about twice the rest.
+  content store plus the unpacked snapshots' disk usage (4 KiB blocks).
 - `layers_tar_bytes`, the uncompressed layer tars (what each diff id hashes).
 - `compressed_size_bytes`, what a registry stores (from the push's manifest).
 
@@ -28,7 +28,7 @@ GRAPH_DRIVERS = ("overlay2", "overlay", "aufs", "btrfs", "zfs", "vfs", "devicema
 STORE_NOTES = {
     "graph": "`docker images` shows the final size itself",
     "containerd": ("`docker images` counts the content store (compressed layer blobs) plus the "
-                   "unpacked snapshots, so it shows about twice the final size"),
+                   "unpacked snapshots, so it shows more than the final size"),
     "podman": "`podman images` counts the uncompressed layer tars plus config and manifest",
 }
 
@@ -117,4 +117,10 @@ def size_lines(record: dict) -> list[str]:
 
 
 def _mb(size: int | None) -> str:
-    return "?" if size is None else f"{size / 1e6:.3g} MB"
+    """SI units, three significant digits, as `docker images` prints them."""
+    if size is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
