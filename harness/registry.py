@@ -26,6 +26,7 @@ from typing import Iterator
 
 import docker
 
+from .engine.description import PODMAN, product_of
 from .errors import HarnessError
 
 BINARY = "docker-registry"
@@ -148,7 +149,7 @@ def push(client: docker.DockerClient, image_id: str, registry: Registry, name: s
 
 def is_podman(client: docker.DockerClient) -> bool:
     """Whether the engine is Podman's Docker-compatible service."""
-    return any("podman" in str(c.get("Name", "")).lower() for c in client.version().get("Components") or [])
+    return product_of(client.version()) == PODMAN
 
 
 def _plain_http(client: docker.DockerClient, action: str, repository: str, tag: str) -> Iterator[dict]:

@@ -37,6 +37,7 @@ from harness import registry, standins
 from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, filesystem, tarparse
 from harness.analysis.layers.model import FILE, LINK, SYMLINK
+from harness.engine import describe_from
 
 ENGINES = ("docker20", "docker26", "docker26-containerd", "podman")
 STATE = Path(os.environ.get("HARNESS_STATE") or "/var/tmp/harness")
@@ -147,11 +148,7 @@ def exported(client, image_id: str) -> dict[str, tuple[str, object]]:
 
 
 def store_of(facts) -> str:
-    engine = {"product": "Podman" if "podman" in str(facts["version"]).lower() else "Docker Engine",
-              "storage_driver": facts["info"].get("Driver"),
-              "store": "containerd" if ["driver-type", "io.containerd.snapshotter.v1"] in
-              (facts["info"].get("DriverStatus") or []) else ""}
-    return sizes.store_kind(engine)
+    return sizes.store_kind(describe_from(facts["version"], facts["info"], host=facts["name"]))
 
 
 @pytest.mark.engine
