@@ -7,7 +7,7 @@ Every build is cold (no cache) on the classic builder, both ways, in the same ca
 
 - raw: `docker build --no-cache --force-rm` with DOCKER_BUILDKIT=0, from the real context
   directory, with the variant's Dockerfile as the harness hands it to the engine (bases
-  rewritten to the local stand-ins like harness/runner.py does) written to a temporary
+  rewritten to the local stand-ins like harness/bench/runner.py does) written to a temporary
   file outside the repository and passed with -f. Timed: the command's wall time.
 - harness: pack_context + build_image, as the runner calls them. Two times: the build
   time the harness records (`outcome.seconds`, context packing excluded) and the wall
@@ -52,10 +52,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from docker.errors import APIError
 from requests.exceptions import RequestException
 
-from harness import bases, dockerfile, engine
-from harness.build import build_image, pack_context
+from harness import engine
+from harness.bases import resolve as bases
+from harness.analysis import dockerfile
+from harness.engine.build import build_image, pack_context
 from harness.errors import BuildFailed, HarnessError
-from harness.variants import Variant, load_variants
+from harness.bench.variants import Variant, load_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ("multistage-alpine", "three-stage")
@@ -70,11 +72,11 @@ CONTROL_FROM = ("three-stage", "deps")  # the variant and stage the control buil
 WALL_TARGET = 1.05
 MEASURED_BAND = (0.95, 1.05)
 _STEP_IMAGE = re.compile(r"^ ?---> ([0-9a-f]{12})$")
-LABEL_RUN, LABEL_VARIANT = "io.harness.run", "io.harness.variant"  # as harness/runner.py labels
+LABEL_RUN, LABEL_VARIANT = "io.harness.run", "io.harness.variant"  # as harness/bench/runner.py labels
 
 
 def prepare(client, variant, bases_mode: str, workdir: Path) -> dict:
-    """The Dockerfile text the engine gets, rewritten as harness/runner.py rewrites it:
+    """The Dockerfile text the engine gets, rewritten as harness/bench/runner.py rewrites it:
     every stage up to the target, each base resolved, stand-ins substituted by FROM index."""
     if variant.problem:
         raise HarnessError(f"{variant.name}: {variant.problem}")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import docker
 
-from harness import private_engine
-from harness.cleanup import ancestors
+from harness.engine import private as private_engine
+from harness.engine.cleanup import ancestors
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = """

@@ -41,7 +41,7 @@ def image_janitor(docker_client):
 @pytest.fixture(scope="session")
 def standins_built(docker_client):
     """Every stand-in base image, built once (reused when already built from its recipe)."""
-    from harness import standins
+    from harness.bases import standins
 
     return {b.tag: b for b in standins.ensure_standins(
         docker_client, standins.load_recipes().values())}
@@ -53,7 +53,7 @@ def build_tiny(client, tmp_path, dockerfile: str, tag: str | None = None, files=
     /bin/busybox into the context as `busybox`."""
     import shutil
 
-    from harness.build import build_image, pack_context
+    from harness.engine.build import build_image, pack_context
 
     ctx = tmp_path / f"ctx-{abs(hash(dockerfile)) % 10**8}"
     ctx.mkdir(exist_ok=True)
@@ -90,6 +90,6 @@ def leftovers(client, run_id: str, keep: list[str]) -> list[str]:
 
 def ancestors(client, *image_ids: str) -> set[str]:
     """The images and their parent chains (classic builds keep their step images as parents)."""
-    from harness.cleanup import ancestors as chain
+    from harness.engine.cleanup import ancestors as chain
 
     return chain(client.api, list(image_ids))

@@ -7,11 +7,13 @@ import shutil
 import pytest
 from docker.errors import ImageNotFound
 
-from harness import bases, runner, standins
+from harness.bases import standins
+from harness.bases import resolve as bases
+from harness.bench import runner
 from harness.analysis import layers, sizes
 from harness.engine import describe
 from harness.errors import HarnessError
-from harness.variants import load_variants
+from harness.bench.variants import load_variants
 
 from conftest import build_tiny
 

@@ -4,10 +4,18 @@ from pathlib import Path
 import pytest
 from records import make_record, make_variant
 
-from harness import budgets
-from harness.budgets import Breach, Limit, check, check_main, load_budgets, parse_size, unchecked
+from harness.track import budgets
+from harness.track.budgets import (
+    Breach,
+    Limit,
+    check,
+    check_main,
+    load_budgets,
+    parse_size,
+    unchecked,
+)
 from harness.errors import HarnessError
-from harness.variants import load_variants
+from harness.bench.variants import load_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 

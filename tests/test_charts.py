@@ -7,7 +7,10 @@ import shutil
 from conftest import FIXTURES
 from records import make_record, make_variant
 
-from harness import charts, compare, report, results
+from harness.report import charts
+from harness.track import compare
+from harness.report import markdown as report
+from harness import store as results
 
 
 def test_history_entries_are_classified_by_instruction():

@@ -9,7 +9,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
 from records import make_record, make_variant
 
-from harness import charts, compare
+from harness.report import charts
+from harness.track import compare
 
 BASE_ID = "sha256:" + "b" * 64
 

@@ -6,9 +6,20 @@ import math
 import pytest
 from records import make_record, make_variant
 
-from harness import compare
-from harness.compare import (APART, FASTER, SAME, SLOWER, UNSURE, compare_variants,
-                             mann_whitney_u, time_change, to_csv, to_json, to_markdown)
+from harness.track import compare
+from harness.track.compare import (
+    APART,
+    FASTER,
+    SAME,
+    SLOWER,
+    UNSURE,
+    compare_variants,
+    mann_whitney_u,
+    time_change,
+    to_csv,
+    to_json,
+    to_markdown,
+)
 from harness.errors import HarnessError
 
 FAST = (60.0, 61.0, 59.0, 60.5, 59.5)

@@ -33,7 +33,8 @@ import docker
 import pytest
 from conftest import require
 
-from harness import registry, standins
+from harness.bases import standins
+from harness.engine import registry
 from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, filesystem, tarparse
 from harness.analysis.layers.model import FILE, LINK, SYMLINK

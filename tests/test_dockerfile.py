@@ -1,6 +1,6 @@
 import pytest
 
-from harness import dockerfile
+from harness.analysis import dockerfile
 
 ARTICLE_THREE_STAGE = """\
 # Stage 1: Install all dependencies

@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import ROOT, leftovers
 
-from harness import private_engine
+from harness.engine import private as private_engine
 from harness.analysis import sizes
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -143,8 +143,8 @@ def test_real_variants_a_dropped_in_sixth_and_a_broken_one(docker_client, tmp_pa
 
 def test_three_stage_source_change_rebuilds_less_than_cold(docker_client, tmp_path, standins_built):
     """The article's claim for the deps stage, measured: an app edit skips npm ci."""
-    from harness import runner
-    from harness.variants import load_variants, select
+    from harness.bench import runner
+    from harness.bench.variants import load_variants, select
 
     app_before = _digests(ROOT / "sample_app")
     variants = select(load_variants(ROOT / "variants"), ["three-stage"])

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from harness import runner
+from harness.bench import runner
 from harness.analysis import sizes
-from harness.variants import load_variants
+from harness.bench.variants import load_variants
 
 pytestmark = pytest.mark.engine
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, ROOT, require
 
-from harness import buildkit, engine
-from harness.build import pack_context
-from harness.buildkit import build_image_buildkit
+from harness import engine
+from harness.engine import buildkit
+from harness.engine.build import pack_context
+from harness.engine.buildkit import build_image_buildkit
 from harness.engine import description as describe_mod
 from harness.engine import discovery
 from harness.engine.description import describe_from
@@ -400,8 +401,8 @@ def test_buildkit_on_podman_is_a_one_line_reason(name, started_engines, tiny):
 def test_both_builders_side_by_side_through_the_runner(name, started_engines, tmp_path, monkeypatch, tiny):
     """`--builder both`: the classic build measured, BuildKit's beside it, on the engine
     DOCKER_HOST names (as `harness run` finds it), and the record says which engine."""
-    from harness import runner
-    from harness.variants import Variant
+    from harness.bench import runner
+    from harness.bench.variants import Variant
 
     host = started_engines[name]
     require(buildkit.available(host) is None, f"BuildKit on {name}")

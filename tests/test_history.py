@@ -2,8 +2,14 @@ import json
 
 from records import make_record, make_variant
 
-from harness import history
-from harness.history import append_run, format_changes, history_main, read_history, regressions
+from harness.track import history
+from harness.track.history import (
+    append_run,
+    format_changes,
+    history_main,
+    read_history,
+    regressions,
+)
 
 DAY1, DAY2, DAY3 = "20240101T000000Z", "20240102T000000Z", "20240103T000000Z"
 FAST = (60.0, 61.0, 59.0, 60.5, 59.5)

@@ -17,7 +17,10 @@ from pathlib import Path
 from conftest import FIXTURES, ROOT, require
 from records import make_full_record
 
-from harness import build_tables, history, html_report, results
+from harness.report import build_tables
+from harness.track import history
+from harness.report import html as html_report
+from harness import store as results
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",

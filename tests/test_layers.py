@@ -30,11 +30,21 @@ from conftest import require
 from dive_oracle import dive_waste
 from zlib_ng import zlib_ng
 
-from harness import registry
+from harness.engine import registry
 from harness.engine import describe as describe_engine
 from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, contents, estimate, filesystem, tarparse
-from harness.analysis.layers.model import DIR, FILE, LINK, OPAQUE, OTHER, SYMLINK, WHITEOUT, Entry, LayerIndex
+from harness.analysis.layers.model import (
+    DIR,
+    FILE,
+    LINK,
+    OPAQUE,
+    OTHER,
+    SYMLINK,
+    WHITEOUT,
+    Entry,
+    LayerIndex,
+)
 from harness.errors import HarnessError
 
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: a shell for RUN in FROM-scratch images

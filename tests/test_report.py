@@ -10,7 +10,11 @@ import pytest
 from conftest import FIXTURES
 from records import make_full_record, make_record, make_variant
 
-from harness import build_tables, formatting, image_tables, report, results
+from harness.report import build_tables
+from harness.report import formatting
+from harness.report import image_tables
+from harness.report import markdown as report
+from harness import store as results
 from harness.errors import HarnessError
 
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT, build_tiny, require
 from docker.errors import ImageNotFound
 
-from harness import runtime
-from harness.build import build_image, pack_context
+from harness.engine import runtime
+from harness.engine.build import build_image, pack_context
 
 BUSYBOX = Path("/bin/busybox")
 LABEL_RUN = "io.harness.run"
@@ -111,8 +111,10 @@ def _sample_image(client, request, variant_name: str, run_id: str, built: list[s
                   made: list[str]) -> str:
     """The variant's image as the bench tagged it, else built here from its Dockerfile
     on the bases present or their stand-ins (never pulled); what is built is recorded."""
-    from harness import bases, dockerfile, runner
-    from harness.variants import load_variants
+    from harness.bases import resolve as bases
+    from harness.analysis import dockerfile
+    from harness.bench import runner
+    from harness.bench.variants import load_variants
 
     v = next(v for v in load_variants(ROOT / "variants") if v.name == variant_name)
     try:
@@ -141,7 +143,7 @@ def _sample_image(client, request, variant_name: str, run_id: str, built: list[s
 @pytest.mark.engine
 @pytest.mark.parametrize("variant_name", ["multistage-alpine", "multistage-distroless"])
 def test_sample_app_serves(docker_client, request, variant_name):
-    from harness.runner import remove_untagged
+    from harness.bench.runner import remove_untagged
 
     client, run_id = docker_client, _run_id()
     built: list[str] = []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import scenarios
+from harness.bench import scenarios
 from harness.errors import HarnessError
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from conftest import leftovers
 
-from harness import runner
-from harness.variants import Variant
+from harness.bench import runner
+from harness.bench.variants import Variant
 
 DOCKERFILE = """\
 FROM scratch

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from harness.secrets import MASK, is_secret, mask_args, mask_record, mask_text
+from harness.analysis.secrets import MASK, is_secret, mask_args, mask_record, mask_text
 
 
 @pytest.mark.parametrize("name", ["NPM_TOKEN", "npm_token", "GithubToken", "DB_PASSWORD",

@@ -5,7 +5,7 @@ import pytest
 from conftest import ROOT
 
 from harness.errors import HarnessError
-from harness.variants import (
+from harness.bench.variants import (
     load_variants,
     load_variants_with_warnings,
     name_from_file,

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import report
-from harness.results import load
+from harness.report import markdown as report
+from harness.store import load
 
 from conftest import FIXTURES, ROOT, require
 

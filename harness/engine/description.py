@@ -76,7 +76,7 @@ def describe_from(version: dict, info: dict, *, host: str, name: str | None = No
     product = product_of(version)
     server_version = version.get("Version")
     if product == PODMAN and buildkit_problem is None:
-        from ..buildkit import PODMAN_REASON
+        from harness.engine.buildkit import PODMAN_REASON
 
         buildkit_problem = PODMAN_REASON
     return {
@@ -125,7 +125,7 @@ def describe(client: docker.DockerClient, host: str | None = None, name: str | N
         name = name_for(host)
     problem: str | None = None  # Podman: describe_from says why
     if product_of(version) == DOCKER:
-        from .. import buildkit as bk
+        from harness.engine import buildkit as bk
 
         # given None: the environment's engine, found as builds find it
         problem = bk.available(given) if buildkit else "not looked for"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import require
 
-from harness import private_engine as pe
+from harness.engine import private as pe
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from conftest import build_tiny, require
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from harness import cleanup
+from harness.engine import cleanup
 
 BUSYBOX = Path("/bin/busybox")
 RUN, VARIANT = "io.harness.run", "io.harness.variant"

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import require
 
-from harness import results
+from harness import store as results
 from harness.errors import HarnessError
 
 

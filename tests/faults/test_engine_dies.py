@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import require
 
-from harness import history, runner
-from harness.variants import Variant
+from harness.track import history
+from harness.bench import runner
+from harness.bench.variants import Variant
 
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT, require
 
-from harness import private_engine
+from harness.engine import private as private_engine
 
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ancestors, leftovers, require
 
-from harness import runner
-from harness.variants import Variant
+from harness.bench import runner
+from harness.bench.variants import Variant
 
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")

@@ -1,6 +1,6 @@
 """Local stand-ins for the official base images, since no registry can be reached here.
 
-Each recipe under harness/standins/<slug>/ says what a stand-in must be like (a
+Each recipe under harness/bases/recipes/<slug>/ says what a stand-in must be like (a
 `recipe.toml`) and how its layers go together (a `Dockerfile` starting FROM scratch).
 Building one means: a Debian rootfs from mmdebstrap (its mirror comes from the
 machine's apt sources), a few fixups done here in Python, Node.js/npm/yarn from their
@@ -28,11 +28,11 @@ from typing import Callable, Iterable
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from . import dockerfile as dockerfile_mod
-from .build import build_image, pack_context
-from .errors import BuildFailed, HarnessError
+from harness.analysis import dockerfile as dockerfile_mod
+from harness.engine.build import build_image, pack_context
+from harness.errors import BuildFailed, HarnessError
 
-RECIPES_DIR = Path(__file__).resolve().parent / "standins"
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPE_FILE = "recipe.toml"
 
 # The standard Debian locations of the host's CA bundle and of mmdebstrap's hook dirs.
@@ -571,7 +571,7 @@ def _inject_host_ca(context: Path, text: str) -> str:
     """Copy the host bundle in and make Node trust it, on a copy of the Dockerfile."""
     shutil.copyfile(HOST_CA_BUNDLE, context / CONTEXT_CA_NAME)
     text = text.rstrip("\n") + (
-        "\n\n# Added by harness/standins.py: the host's CA bundle, so npm trusts the proxy.\n"
+        "\n\n# Added by harness/bases/standins.py: the host's CA bundle, so npm trusts the proxy.\n"
         f"COPY {CONTEXT_CA_NAME} {IMAGE_CA_PATH}\n"
         f"ENV NODE_EXTRA_CA_CERTS={IMAGE_CA_PATH}\n")
     (context / "Dockerfile").write_text(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .results import MEASURED
+from harness.store import MEASURED
 
 STANDIN_MARK = "*"
 

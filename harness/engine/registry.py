@@ -26,8 +26,8 @@ from typing import Iterator
 
 import docker
 
-from .engine.description import PODMAN, product_of
-from .errors import HarnessError
+from harness.engine.description import PODMAN, product_of
+from harness.errors import HarnessError
 
 BINARY = "docker-registry"
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"

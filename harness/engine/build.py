@@ -23,7 +23,7 @@ from typing import IO
 import docker
 from docker.utils import build as docker_build
 
-from .errors import BuildFailed
+from harness.errors import BuildFailed
 
 LOG_TAIL = 20
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
-from .build import dockerignore_patterns
-from .errors import HarnessError
+from harness.engine.build import dockerignore_patterns
+from harness.errors import HarnessError
 
 COLD, NO_CHANGE, SOURCE, DEPENDENCY = "cold", "no-change", "source-change", "dependency-change"
 ALL = (COLD, NO_CHANGE, SOURCE, DEPENDENCY)

@@ -21,8 +21,8 @@ from collections.abc import Callable
 import docker
 from docker.errors import NotFound
 
-from .engine import ENGINE_ERRORS, first_line
-from .errors import HarnessError
+from harness.engine import ENGINE_ERRORS, first_line
+from harness.errors import HarnessError
 
 LABEL_RUN = "io.harness.run"  # the same label as runner.LABEL_RUN
 FINAL_TAGS = "harness-bench/*:latest"  # Variant.image_tag: kept with keep_final

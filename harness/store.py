@@ -16,8 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .errors import HarnessError
+from harness import __version__
+from harness.errors import HarnessError
 
 SCHEMA_VERSION = 1
 # A variant's status: "running" while in flight, then one of these.

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from . import compare, results
-from .compare import DEFAULT_ALPHA, DEFAULT_FACTOR, Facts
-from .errors import HarnessError
-from .report import human_size
+from harness.track import compare
+from harness import store as results
+from harness.track.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, Facts
+from harness.errors import HarnessError
+from harness.report.markdown import human_size
 
 HISTORY_FILE = "history.jsonl"
 SCHEMA_VERSION = 1  # bump when the keys of compare.Facts change

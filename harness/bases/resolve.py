@@ -1,7 +1,7 @@
 """Resolve every base image a variant names, before any build is timed.
 
 Order: the image present locally, else a pull (never timed), else a stand-in built
-from the recipe in `harness/standins/`. The result says which, so no table can
+from the recipe in `harness/bases/recipes/`. The result says which, so no table can
 present a stand-in as the real thing. A lock file pins what was used.
 """
 
@@ -16,10 +16,10 @@ from typing import Callable
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from . import standins
-from .engine import first_line
-from .errors import HarnessError
-from .results import write_atomic
+from harness.bases import standins
+from harness.engine import first_line
+from harness.errors import HarnessError
+from harness.store import write_atomic
 
 MODES = ("auto", "pull", "present")
 LOCK_VERSION = 1

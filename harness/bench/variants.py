@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import HarnessError
+from harness.errors import HarnessError
 
 MANIFEST = "variants.toml"
 DEFAULT_CONTEXT = "../sample_app"

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
-from .errors import HarnessError
+from harness import __version__
+from harness.errors import HarnessError
+from harness.store import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = PROJECT_ROOT / "variants"
 DEFAULT_OUT = PROJECT_ROOT / "results"
 
@@ -59,7 +59,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _load_warned(variants_dir: Path, context: Path | None, names: list[str] | None = None):
     """The variants and what was wrong with variants.toml (printed as warnings): a bad
     manifest does not stop a run, its Dockerfiles are then found by file name."""
-    from .variants import load_variants_with_warnings, select
+    from harness.bench.variants import load_variants_with_warnings, select
 
     if context is not None and not context.is_dir():
         raise HarnessError(f"--context {context}: no such directory")
@@ -76,7 +76,9 @@ def _load(variants_dir: Path, context: Path | None, names: list[str] | None = No
 @app.command("list")
 def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir = None) -> None:
     """The variants: files, labels, targets, the base images they need and whether each is present."""
-    from . import engine, runner, standins
+    from harness import engine
+    from harness.bases import standins
+    from harness.bench import runner
 
     try:
         variants = _load(variants_dir, context)
@@ -103,7 +105,7 @@ def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir =
 def _presence(client, ref: str, recipes) -> str:
     from docker.errors import ImageNotFound
 
-    from . import standins
+    from harness.bases import standins
 
     if client is None:
         return "unknown"
@@ -166,8 +168,12 @@ def run(
     resume: Annotated[Path | None, typer.Option("--resume", help="Complete this run directory: measure only the variants it lacks.")] = None,
 ) -> None:
     """Build and measure the variants; write results.json, results.csv, table.md and charts."""
-    from . import engine, report, results, runner, scenarios
-    from .bases import MODES
+    from harness import engine
+    from harness.report import markdown as report
+    from harness import store as results
+    from harness.bench import runner
+    from harness.bench import scenarios
+    from harness.bases.resolve import MODES
 
     if bases_mode not in MODES:
         raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--bases")
@@ -199,7 +205,7 @@ def run(
             if settings.get("context"):
                 context = Path(settings["context"])
         if "buildkit" in builders:
-            from .buildkit import available
+            from harness.engine.buildkit import available
 
             problem = available()
             if problem:
@@ -208,7 +214,7 @@ def run(
         if not variants:
             raise HarnessError(f"no variants found in {variants_dir}")
         if check:
-            from . import budgets
+            from harness.track import budgets
 
             budgets.load_budgets(budgets_file or variants_dir)  # a bad budget fails before building
             if (out_dir / "latest").exists():
@@ -250,7 +256,7 @@ def run(
         out.print(f"wrote {path}", highlight=False)
     out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
     if check:
-        from . import budgets
+        from harness.track import budgets
 
         lines, check_code = budgets.check_main(record, budgets_file or variants_dir, baseline)
         for line in lines:
@@ -283,7 +289,8 @@ def clean_cmd(
     keep_final: Annotated[bool, typer.Option("--keep-final/--no-keep-final", help="Keep the final images harness-bench/<variant>:latest.")] = False,
 ) -> None:
     """Remove every container, image, network and volume labelled by a harness run."""
-    from . import cleanup, engine
+    from harness import engine
+    from harness.engine import cleanup
 
     if (run_id is None) == (not all_runs):
         raise typer.BadParameter("give exactly one of --run ID or --all")
@@ -301,7 +308,8 @@ def report_cmd(
     run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
 ) -> None:
     """Regenerate table.md, results.csv, build_times.csv, the charts and index.html from a results.json; needs no engine."""
-    from . import report, results
+    from harness.report import markdown as report
+    from harness import store as results
 
     run_dir = run_dir or DEFAULT_OUT / "latest"
     try:
@@ -324,8 +332,11 @@ def bases_cmd(
     bases_mode: Annotated[str, typer.Option("--bases", help="auto | pull | present")] = "auto",
 ) -> None:
     """How each base image the variants name resolves; --build makes the missing stand-ins."""
-    from . import bases, engine, runner, standins
-    from .report import human_size
+    from harness import engine
+    from harness.bases import standins
+    from harness.bases import resolve as bases
+    from harness.bench import runner
+    from harness.report.markdown import human_size
 
     try:
         variants = _load(variants_dir, context)
@@ -367,7 +378,7 @@ def engines_cmd(
     """Every engine that answers: the default one, the ones `make engines` started, and each --engine; product, versions, image store, builders."""
     import json
 
-    from . import engine
+    from harness import engine
 
     refs, errors, notes = engine.resolve(engine_specs)
     given = {r.name for r in refs if r.source == "given"}
@@ -380,7 +391,7 @@ def engines_cmd(
     if as_json:
         typer.echo(json.dumps([engine.summary(s) for s in answered], indent=2))
     elif answered:
-        from .engine.survey import TABLE_COLUMNS, table_row
+        from harness.engine.survey import TABLE_COLUMNS, table_row
 
         table = Table(title="Engines")
         for col in TABLE_COLUMNS:
@@ -406,7 +417,7 @@ def history_cmd(
     import_runs: Annotated[bool, typer.Option("--import", help="First append the run directories under --out that the history lacks.")] = False,
 ) -> None:
     """Changes between consecutive runs of each variant: sizes and layers exactly, build time when significant."""
-    from . import history
+    from harness.track import history
 
     path = out_dir / history.HISTORY_FILE
     try:
@@ -419,7 +430,7 @@ def history_cmd(
     typer.echo("\n".join(lines))
     entries = history.read_history(path)[0] if path.exists() else []
     if entries:
-        from . import charts
+        from harness.report import charts
 
         for written in charts.save(charts.trends(entries), out_dir / "trends"):
             typer.echo(f"wrote {written}")
@@ -439,13 +450,13 @@ def compare_cmd(
     alpha: Annotated[float, typer.Option(help="Significance level for build times.")] = 0.05,
 ) -> None:
     """A table of differences fit for a pull-request comment; with --check, a CI gate on budgets."""
-    from . import compare
+    from harness.track import compare
 
     if fmt not in ("md", "json", "csv"):
         raise typer.BadParameter("must be md, json or csv", param_hint="--format")
     try:
         if run_dir is not None:
-            from . import results
+            from harness import store as results
 
             rows = compare.compare_variants(results.load(run_dir), str(baseline), str(current),
                                             factor, alpha)

@@ -7,10 +7,25 @@ import re
 
 import pandas as pd
 
-from .formatting import (as_dict, as_lines, attribution_of, compressed_estimate, estimate_error_pct,
-                         exact_compressed, human_seconds, human_size, is_measured, markdown_table,
-                         registry_of, runtime_of, section_lines, signed_percent, variant_cell, variant_ref)
-from .results import FAILED_AT_RUNTIME, MEASURED
+from harness.report.formatting import (
+    as_dict,
+    as_lines,
+    attribution_of,
+    compressed_estimate,
+    estimate_error_pct,
+    exact_compressed,
+    human_seconds,
+    human_size,
+    is_measured,
+    markdown_table,
+    registry_of,
+    runtime_of,
+    section_lines,
+    signed_percent,
+    variant_cell,
+    variant_ref,
+)
+from harness.store import FAILED_AT_RUNTIME, MEASURED
 
 # ---------------------------------------------------------------------------- shipping
 

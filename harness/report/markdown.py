@@ -44,15 +44,36 @@ from pathlib import Path
 
 import pandas as pd
 
-from .build_tables import (BUILD_TIMES_CSV, SCENARIOS, build_rows, build_time_lines, builds,
-                           context_lines, scenario_tables)
-from .formatting import (STANDIN_MARK, as_dict, attribution_of, contents_of, estimate_error_pct,
-                         exact_compressed, final_base, human_seconds, human_size, markdown_table,
-                         package_managers, registry_of, runtime_of, short_ref, uses_standin)
-from .image_tables import bytes_lines, runtime_lines, serving, shipping_lines
-from .results import FAILED_AT_RUNTIME, MEASURED, write_atomic
-from .stats import summarize
-from .analysis.sizes import engine_label, size_lines
+from harness.report.build_tables import (
+    BUILD_TIMES_CSV,
+    SCENARIOS,
+    build_rows,
+    build_time_lines,
+    builds,
+    context_lines,
+    scenario_tables,
+)
+from harness.report.formatting import (
+    STANDIN_MARK,
+    as_dict,
+    attribution_of,
+    contents_of,
+    estimate_error_pct,
+    exact_compressed,
+    final_base,
+    human_seconds,
+    human_size,
+    markdown_table,
+    package_managers,
+    registry_of,
+    runtime_of,
+    short_ref,
+    uses_standin,
+)
+from harness.report.image_tables import bytes_lines, runtime_lines, serving, shipping_lines
+from harness.store import FAILED_AT_RUNTIME, MEASURED, write_atomic
+from harness.stats import summarize
+from harness.analysis.sizes import engine_label, size_lines
 
 
 # ---------------------------------------------------------------------------- the frame
@@ -458,7 +479,7 @@ def build_times_csv_text(record: dict) -> str:
 def history_entries(results_dir: Path) -> list:
     """The history beside a run directory, if any (damaged lines are skipped here and
     reported by `harness history`)."""
-    from .history import HISTORY_FILE, read_history
+    from harness.track.history import HISTORY_FILE, read_history
 
     path = results_dir / HISTORY_FILE
     return read_history(path)[0] if path.exists() else []
@@ -476,7 +497,8 @@ class Written:
 
 def write_report(record: dict, run_dir: Path) -> Written:
     """(Re)generate table.md, results.csv, build_times.csv, the charts and index.html."""
-    from . import charts, html_report  # both render from this module's tables
+    from harness.report import charts
+    from harness.report import html as html_report  # both render from this module's tables
 
     out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
                   run_dir / "index.html", [], run_dir / BUILD_TIMES_CSV)

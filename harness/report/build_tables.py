@@ -7,11 +7,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .formatting import (as_dict, as_lines, human_seconds, human_size, percent, section_lines,
-                         short_seconds, signed_percent, variant_cell, variant_ref)
-from .results import MEASURED
-from .scenarios import ALL as SCENARIOS
-from .stats import OUTLIER_Z, Summary, summarize
+from harness.report.formatting import (
+    as_dict,
+    as_lines,
+    human_seconds,
+    human_size,
+    percent,
+    section_lines,
+    short_seconds,
+    signed_percent,
+    variant_cell,
+    variant_ref,
+)
+from harness.store import MEASURED
+from harness.bench.scenarios import ALL as SCENARIOS
+from harness.stats import OUTLIER_Z, Summary, summarize
 
 SCENARIO_TEXT = {"cold": "cold", "no-change": "no change", "source-change": "source change",
                  "dependency-change": "dependency change"}

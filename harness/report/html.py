@@ -26,9 +26,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import build_tables, charts, formatting, image_tables, report
-from .results import FAILED_AT_RUNTIME, MEASURED, RESULTS_FILE, write_atomic
-from .analysis.sizes import engine_label
+from harness.report import build_tables
+from harness.report import charts
+from harness.report import formatting
+from harness.report import image_tables
+from harness.report import markdown as report
+from harness.store import FAILED_AT_RUNTIME, MEASURED, RESULTS_FILE, write_atomic
+from harness.analysis.sizes import engine_label
 
 INDEX = "index.html"
 RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md")
@@ -122,7 +126,7 @@ def esc(value) -> str:
 
 
 def inline_md(text: str) -> str:
-    """The little Markdown report.py writes (`code`, **bold**), as escaped HTML."""
+    """The little Markdown report/markdown.py writes (`code`, **bold**), as escaped HTML."""
     out = html.escape(text)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)

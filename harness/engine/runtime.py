@@ -17,7 +17,7 @@ from email.message import Message
 import docker
 from docker.errors import APIError, NotFound
 
-from .engine import ENGINE_ERRORS, first_line
+from harness.engine import ENGINE_ERRORS, first_line
 
 DEFAULT_PORT = 3000
 LOGS_TAIL = 20

@@ -21,8 +21,8 @@ import statistics
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .errors import HarnessError
-from .report import human_seconds, human_size
+from harness.errors import HarnessError
+from harness.report.markdown import human_seconds, human_size
 
 DEFAULT_FACTOR = 1.10
 # Builds are slow, so runs carry few samples; 0.05 lets 4 samples a side (min p = 0.029) show
@@ -535,7 +535,8 @@ def compare_main(baseline: Path, current: Path, fmt: str = "md", check: bool = F
     The text goes to stdout; the check lines to stderr, so json and csv stay parseable.
     A bad file or budget raises HarnessError (one line).
     """
-    from . import budgets, results
+    from harness.track import budgets
+    from harness import store as results
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")

@@ -23,27 +23,30 @@ from docker.errors import APIError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import RequestException
 
-from .analysis import layers, sizes
-from . import (
-    attribution,
-    bases,
-    dockerfile,
-    engine,
-    history,
-    private_engine,
-    registry,
-    results,
-    runtime,
-    scenarios,
-    secrets,
-    stats,
+from harness.analysis import layers, sizes
+from harness import engine, stats
+from harness.analysis import attribution
+from harness.bases import resolve as bases
+from harness.analysis import dockerfile
+from harness.track import history
+from harness.engine import private as private_engine
+from harness.engine import registry
+from harness import store as results
+from harness.engine import runtime
+from harness.bench import scenarios
+from harness.analysis import secrets
+from harness.engine.build import (
+    BuildOutcome,
+    Context,
+    build_image,
+    measure_unignored,
+    pack_context,
 )
-from .build import BuildOutcome, Context, build_image, measure_unignored, pack_context
-from .buildkit import build_image_buildkit
-from .errors import BuildFailed, HarnessError
-from .measure import measure_image
-from .results import FAILED_AT_RUNTIME, MEASURED
-from .variants import Variant
+from harness.engine.buildkit import build_image_buildkit
+from harness.errors import BuildFailed, HarnessError
+from harness.engine.inspect import measure_image
+from harness.store import FAILED_AT_RUNTIME, MEASURED
+from harness.bench.variants import Variant
 
 LABEL_RUN = "io.harness.run"
 LABEL_VARIANT = "io.harness.variant"

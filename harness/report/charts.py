@@ -28,10 +28,12 @@ import matplotlib.ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from . import compare, formatting, report
-from .results import FAILED_AT_RUNTIME, write_atomic
-from .analysis.sizes import engine_label
-from .stats import summarize
+from harness.track import compare
+from harness.report import formatting
+from harness.report import markdown as report
+from harness.store import FAILED_AT_RUNTIME, write_atomic
+from harness.analysis.sizes import engine_label
+from harness.stats import summarize
 
 MB = 1e6  # SI, like `docker images`
 DPI = 110

@@ -9,7 +9,7 @@ Where budgets are written (any one TOML file; a directory means its variants.tom
     max_layers = 12
     max_growth = "5%"                  # or bytes: "10 MB", 0
 
-    [[variant]]                        # or inside a manifest entry (variants.py must
+    [[variant]]                        # or inside a manifest entry (bench/variants.py must
     name = "three-stage"               # accept the "budget" key for that)
     budget = { max_size = "150 MB" }
 
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from .errors import HarnessError
-from .report import human_size
-from .variants import MANIFEST, name_from_file
+from harness.errors import HarnessError
+from harness.report.markdown import human_size
+from harness.bench.variants import MANIFEST, name_from_file
 
 UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO
 
-from .build import LOG_TAIL, BuildOutcome, Context
-from .errors import BuildFailed, HarnessError
+from harness.engine.build import LOG_TAIL, BuildOutcome, Context
+from harness.errors import BuildFailed, HarnessError
 
 CLI_ENV = "HARNESS_DOCKER_CLI"
 MIN_ENGINE_API = (1, 39)  # Docker 18.09: the first engine whose BuildKit a CLI can drive
@@ -433,8 +433,8 @@ def _probe_standalone(cli: Cli) -> str:
     """A standalone docker-buildx: the engine's version through the SDK, then `docker-buildx
     inspect`, which must find the engine's own BuildKit (the `docker` driver): elsewhere
     buildx would start a BuildKit container of its own, which is not the engine's builder."""
-    from .engine import client as engine_client
-    from .engine.description import product_of
+    from harness.engine import client as engine_client
+    from harness.engine.description import product_of
 
     try:
         sdk = engine_client.open_client(cli.host, timeout=int(PROBE_TIMEOUT))

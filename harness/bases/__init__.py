@@ -1,0 +1,1 @@
+"""Base images: how each FROM resolves, and locally built stand-ins."""

@@ -1,0 +1,1 @@
+"""The benchmark: variants, scenarios and the runner that returns a typed run."""

@@ -1,0 +1,1 @@
+"""From the typed run to Markdown, CSV, charts and HTML: pure views and one writer."""

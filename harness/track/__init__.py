@@ -1,0 +1,1 @@
+"""Across runs: compare two runs, the history file, budgets."""
