@@ -1,4 +1,4 @@
-"""Results on disk: one schema-versioned `results.json` per run directory.
+"""Runs on disk: one schema-versioned `results.json` per run directory.
 
 Every write goes to a temporary file in the same directory and is then renamed, so a
 crash or a full disk leaves the previous file whole. Raw samples are stored; statistics
@@ -16,13 +16,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, migrations
 from harness.errors import HarnessError
-
-SCHEMA_VERSION = 1
-# A variant's status: "running" while in flight, then one of these.
-OK, FAILED, FAILED_AT_RUNTIME = "ok", "failed", "failed-at-runtime"
-MEASURED = (OK, FAILED_AT_RUNTIME)  # its image was built and measured
+from harness.model import (  # noqa: F401  (re-exported: the status names readers test)
+    FAILED,
+    FAILED_AT_RUNTIME,
+    MEASURED,
+    OK,
+    SCHEMA_VERSION,
+    ModelError,
+    Run,
+)
 RESULTS_FILE = "results.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,14 +128,18 @@ def new_record(now: dt.datetime, settings: dict, engine: dict) -> dict:
     }
 
 
-def save(run_dir: Path, record: dict) -> Path:
+def save(run_dir: Path, record: dict | Run) -> Path:
+    """Write the run's results.json, checked against the model first: a writer that puts a
+    wrong key or type in the record fails here, in the tests, not in a reader months later."""
+    run = record if isinstance(record, Run) else _checked(record, run_dir / RESULTS_FILE)
     path = run_dir / RESULTS_FILE
-    write_atomic(path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(run.to_json(), indent=2, sort_keys=False) + "\n")
     return path
 
 
-def load(path: Path) -> dict:
-    """Read a run (a directory or its results.json); a bad file is a one-line HarnessError."""
+def load_run(path: Path) -> Run:
+    """Read a run (a directory or its results.json) of any schema version this harness
+    knows, as the typed model; a bad file is a one-line HarnessError."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
@@ -143,10 +151,22 @@ def load(path: Path) -> dict:
         raise HarnessError(f"{path}: not a readable results file ({exc})") from None
     if not isinstance(record, dict):
         raise HarnessError(f"{path}: not a results record")
-    version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise HarnessError(
-            f"{path}: schema version {version!r} is not one this harness reads ({SCHEMA_VERSION})")
     if not isinstance(record.get("variants"), list):
         raise HarnessError(f"{path}: truncated or incomplete (no variants list)")
-    return record
+    try:
+        return Run.from_json(migrations.migrate(record))
+    except ModelError as exc:
+        raise HarnessError(f"{path}: {exc}") from None
+
+
+def load(path: Path) -> dict:
+    """A run as the current schema's dict (`load_run(path).to_json()`)."""
+    return load_run(path).to_json()
+
+
+def _checked(record: dict, path: Path) -> Run:
+    try:
+        return Run.from_json(record)
+    except ModelError as exc:
+        raise HarnessError(f"{path}: the record does not fit schema version "
+                           f"{SCHEMA_VERSION}: {exc}") from None

@@ -93,3 +93,33 @@ def ancestors(client, *image_ids: str) -> set[str]:
     from harness.engine.cleanup import ancestors as chain
 
     return chain(client.api, list(image_ids))
+
+
+# ------------------------------------------------ every run the tests write fits the schema
+
+SCHEMA = Path(__file__).parent.parent / "docs" / "schema" / "results.schema.json"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_fit_the_published_schema(tmp_path_factory):
+    """After the session, validate every results.json the tests wrote (anywhere under the
+    session's temporary directory) against docs/schema/results.schema.json."""
+    yield
+    import json
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    problems = []
+    written = sorted(tmp_path_factory.getbasetemp().rglob("results.json"))
+    for path in written:
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue  # a test that writes a broken file on purpose
+        if record.get("schema_version") != 2:
+            continue  # version-1 fixtures copied by a test, or an unknown version on purpose
+        for error in validator.iter_errors(record):
+            where = "/".join(str(p) for p in error.absolute_path)
+            problems.append(f"{path}: {where}: {error.message[:200]}")
+    assert not problems, "runs written by the tests do not fit the schema:\n" + "\n".join(problems)

@@ -48,14 +48,16 @@ def _fill(directory) -> None:
 
 def _record(variants: int) -> dict:
     return {"schema_version": results.SCHEMA_VERSION, "run_id": "20260101T000000Z",
-            "variants": [{"name": f"v{i}", "status": "ok", "log_tail": ["x" * 200] * 5}
+            "created_utc": "2026-01-01T00:00:00+00:00", "harness": {"version": "0.1.0"},
+            "variants": [{"name": f"v{i}", "label": f"V{i}", "dockerfile": f"v{i}.Dockerfile",
+                          "status": "failed", "log_tail": ["x" * 200] * 5}
                          for i in range(variants)]}
 
 
 def test_full_disk_keeps_the_previous_results(tiny_fs):
     first = _record(2)
     path = results.save(tiny_fs, first)
-    assert results.load(path) == first
+    assert results.load_run(path) == results.Run.from_json(first)
     _fill(tiny_fs)
 
     with pytest.raises(HarnessError) as caught:
@@ -65,7 +67,8 @@ def test_full_disk_keeps_the_previous_results(tiny_fs):
     assert "\n" not in message
     assert str(tiny_fs / results.RESULTS_FILE) in message
     assert "No space left on device" in message
-    assert results.load(path) == first  # the previous file, whole and parseable
-    assert json.loads(path.read_text()) == first
+    # the previous file, whole and parseable
+    assert results.load_run(path) == results.Run.from_json(first)
+    assert json.loads(path.read_text()) == results.Run.from_json(first).to_json()
     leftovers = sorted(p.name for p in tiny_fs.iterdir())
     assert leftovers == ["ballast", results.RESULTS_FILE], "a temporary file was left"

@@ -1,0 +1,513 @@
+"""The typed results model: a run and everything measured in it.
+
+Frozen dataclasses, validated by pydantic when read. The field names are the key names of
+`results.json` (schema version 2); `Run.from_json` / `Run.to_json` are the only places a key
+is spelled, and `results_schema()` is the JSON Schema published in
+`docs/schema/results.schema.json`. Reading an older version goes through
+`harness.migrations`. Sizes are bytes, times seconds, instants ISO 8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+SCHEMA_VERSION = 2
+
+# A variant's status: "running" while in flight, then one of the three others.
+RUNNING, OK, FAILED, FAILED_AT_RUNTIME = "running", "ok", "failed", "failed-at-runtime"
+MEASURED = (OK, FAILED_AT_RUNTIME)  # its image was built and measured
+Status = Literal["running", "ok", "failed", "failed-at-runtime"]
+
+# Unknown keys are an error: a typo in a writer shows up in the tests, not in a report.
+_STRICT = ConfigDict(extra="forbid")
+
+
+def _record(cls):
+    return dataclass(frozen=True, config=_STRICT)(cls)
+
+
+# ------------------------------------------------------------------ the run's context
+
+@_record
+class GitState:
+    commit: str | None = None
+    dirty: bool | None = None
+
+
+@_record
+class HarnessInfo:
+    version: str
+    git: GitState = field(default_factory=GitState)
+
+
+@_record
+class Machine:
+    """The machine the harness ran on (the engine may be elsewhere: see `Engine`)."""
+    hostname: str | None = None
+    platform: str | None = None
+    python: str | None = None
+    cpu_count: int | None = None
+    memory_bytes: int | None = None
+
+
+@_record
+class Engine:
+    """What answered on DOCKER_HOST: product, version, image store and builders."""
+    name: str | None = None
+    host: str | None = None
+    product: str | None = None
+    server_version: str | None = None
+    api_version: str | None = None
+    min_api_version: str | None = None
+    client_api_version: str | None = None
+    os: str | None = None
+    kernel: str | None = None
+    architecture: str | None = None
+    storage_driver: str | None = None
+    store: str | None = None
+    cgroup_version: str | None = None
+    engine_cpus: int | None = None
+    engine_memory_bytes: int | None = None
+    engine_name: str | None = None
+    default_builder: str | None = None
+    builders: list[str] | None = None
+    buildkit_unavailable: str | None = None
+    can_build: bool | None = None
+    can_push: bool | None = None
+    can_run: bool | None = None
+
+
+@_record
+class Settings:
+    """The options a run was started with; `--resume` reads them back from here."""
+    repeat: int = 3
+    builder: str = "classic"
+    builders: list[str] | None = None
+    scenario: str = "cold"
+    scenarios: list[str] | None = None
+    warmup: int | None = None
+    timeout: int | None = None
+    runtime: bool = True
+    registry: bool = True
+    cold_pull: bool = True
+    bases_mode: str = "auto"
+    manifest_warnings: list[str] = field(default_factory=list)
+    variants_dir: str | None = None
+    context: str | None = None
+    names: list[str] | None = None
+    secret_args: list[str] | None = None
+
+
+# ------------------------------------------------------------------ bases
+
+@_record
+class BaseResolution:
+    """How one base image reference was satisfied: present, pulled, or a local stand-in."""
+    requested: str
+    status: str | None = None
+    image_id: str | None = None
+    digest: str | None = None
+    size_bytes: int | None = None
+    layer_count: int | None = None
+    standin: bool = False
+    used_ref: str | None = None
+    recipe: str | None = None
+    recipe_sha256: str | None = None
+    standin_description: str | None = None
+    node_version: str | None = None
+    ca_injected: bool | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+
+@_record
+class FromLine:
+    """One FROM of a variant's Dockerfile and the base it resolved to."""
+    stage: int
+    from_line: int
+    written: str
+    requested: str
+    final: bool
+    kind: str | None = None
+    status: str | None = None
+    stage_name: str | None = None
+    image_id: str | None = None
+    digest: str | None = None
+    standin: bool = False
+    used_ref: str | None = None
+    size_bytes: int | None = None
+    engine_size_bytes: int | None = None
+    layer_count: int | None = None
+
+
+# ------------------------------------------------------------------ builds
+
+@_record
+class SampleStats:
+    """Statistics of a scenario's samples as stored; readers recompute them from samples."""
+    n: int
+    median: float | None = None
+    mad: float | None = None
+    mean: float | None = None
+    stdev: float | None = None
+    min: float | None = None
+    max: float | None = None
+    outliers: list[Any] = field(default_factory=list)
+
+
+@_record
+class ScenarioSamples:
+    """The timed builds of one cache scenario (cold, no-change, source-change, ...)."""
+    samples_seconds: list[float] = field(default_factory=list)
+    warmup_seconds: list[float] = field(default_factory=list)
+    steps_total: int | None = None
+    steps_cached: int | None = None
+    steps_rebuilt: int | None = None
+    changed: str | None = None
+    stats: SampleStats | None = None
+    error: str | None = None
+
+
+@_record
+class ExtraImage:
+    """The image another builder made of the same Dockerfile."""
+    id: str
+    size_bytes: int | None = None
+    layer_count: int | None = None
+    history_count: int | None = None
+
+
+@_record
+class Build:
+    """One builder's builds of a variant: the cold samples and every scenario."""
+    builder: str | None = None
+    samples_seconds: list[float] = field(default_factory=list)
+    warmup_seconds: list[float] = field(default_factory=list)
+    context_bytes: int | None = None
+    context_files: int | None = None
+    context_seconds: float | None = None
+    context_bytes_without_dockerignore: int | None = None
+    context_files_without_dockerignore: int | None = None
+    steps_total: int | None = None
+    steps_cached: int | None = None
+    scenarios: dict[str, ScenarioSamples] | None = None
+    image: ExtraImage | None = None
+    error: str | None = None
+    log_tail: list[str] | None = None
+
+
+# ------------------------------------------------------------------ the image
+
+@_record
+class HistoryStep:
+    """One line of `docker history`, oldest first; `size_bytes` is its layer's file bytes."""
+    created_by: str = ""
+    size_bytes: int = 0
+    id: str | None = None
+    created: int | str | None = None
+    comment: str = ""
+    engine_size_bytes: int | None = None
+
+
+@_record
+class Image:
+    """The built image. `size_bytes` is the bytes of the files in its layers (`size_basis`
+    "layers"), the same on every engine; the engine's own figures are kept beside it."""
+    id: str
+    size_bytes: int
+    layer_count: int
+    layers: list[str] = field(default_factory=list)
+    history_count: int | None = None
+    history: list[HistoryStep] = field(default_factory=list)
+    user: str | None = None
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    exposed_ports: list[str] = field(default_factory=list)
+    architecture: str | None = None
+    os: str | None = None
+    tag: str | None = None
+    size_basis: str | None = None
+    inspect_size_bytes: int | None = None
+    listed_size_bytes: int | None = None
+    layers_tar_bytes: int | None = None
+    compressed_size_bytes: int | None = None
+
+
+@_record
+class LayerContents:
+    diff_id: str
+    size_bytes: int
+    files_bytes: int | None = None
+    tar_bytes: int | None = None
+    blob_bytes: int | None = None
+    media_type: str | None = None
+    file_count: int | None = None
+    whiteout_count: int | None = None
+    compressed_estimate_bytes: int | None = None
+    compressed_estimate_sampled: bool | None = None
+    compressed_estimate_fraction: float | None = None
+    node_modules_bytes: int | None = None
+    app_bytes: int | None = None
+    other_bytes: int | None = None
+
+
+@_record
+class PathBytes:
+    path: str
+    bytes: int
+
+
+@_record
+class Contents:
+    """What is in the image's layers, read from the engine's export (dive's view)."""
+    image_id: str | None = None
+    archive_layout: str | None = None
+    layer_count: int | None = None
+    layers: list[LayerContents] = field(default_factory=list)
+    layers_size_bytes: int | None = None
+    layers_tar_bytes: int | None = None
+    layers_files_bytes: int | None = None
+    wasted_bytes: int | None = None
+    efficiency: float | None = None
+    top_wasted: list[dict[str, Any]] = field(default_factory=list)
+    file_count: int | None = None
+    files_bytes: int | None = None
+    top_paths: list[PathBytes] = field(default_factory=list)
+    duplicate_files: int | None = None
+    duplicate_bytes: int | None = None
+    node_modules_bytes: int | None = None
+    app_node_modules_bytes: int | None = None
+    other_node_modules_bytes: int | None = None
+    node_modules_package_count: int | None = None
+    app_node_modules_package_count: int | None = None
+    other_node_modules_package_count: int | None = None
+    dev_dependencies_present: list[str] = field(default_factory=list)
+    source_map_bytes: int | None = None
+    typescript_source_bytes: int | None = None
+    typescript_declaration_bytes: int | None = None
+    setuid_files: list[str] = field(default_factory=list)
+    has_shell: bool | None = None
+    package_managers: dict[str, bool] | None = None
+    os_package_db: str | None = None
+    os_package_count: int | None = None
+    history_empty_layers: list[bool] = field(default_factory=list)
+    compressed_estimate_bytes: int | None = None
+    compressed_estimate_sampled: bool | None = None
+    compressed_estimate_fraction: float | None = None
+    cache_hits: int | None = None
+    workers: int | None = None
+    diff_ids_verified: bool | None = None
+    saved_bytes_streamed: int | None = None
+    timings: dict[str, float] | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+
+@_record
+class AttributedLayer:
+    """One layer and the Dockerfile line (or base image) that made it."""
+    index: int
+    diff_id: str
+    size_bytes: int
+    source: str
+    instruction: str = ""
+    history_index: int | None = None
+    ambiguous: bool = False
+    dockerfile_line: int | None = None
+    dockerfile_instruction: str | None = None
+    stage: int | str | None = None
+    from_stage: str | None = None
+    from_image: str | None = None
+    node_modules_bytes: int | None = None
+    app_bytes: int | None = None
+    other_bytes: int | None = None
+
+
+@_record
+class SizeSplit:
+    base_bytes: int | None = None
+    dependencies_bytes: int | None = None
+    app_bytes: int | None = None
+    other_bytes: int | None = None
+
+
+@_record
+class Attribution:
+    """Where the bytes go: each layer to its Dockerfile line, and base/deps/app/other."""
+    history_count: int | None = None
+    layer_count: int | None = None
+    empty_history_count: int | None = None
+    base_history_count: int | None = None
+    image_size_bytes: int | None = None
+    ambiguous: bool = False
+    warnings: list[str] = field(default_factory=list)
+    layers: list[AttributedLayer] = field(default_factory=list)
+    split: SizeSplit | None = None
+    by_stage: dict[str, int] | None = None
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ after the build
+
+@_record
+class RuntimeCheck:
+    """Whether the image still serves: time to healthy, idle memory, what GET / answered."""
+    status: str
+    error: str | None = None
+    seconds_to_healthy: float | None = None
+    idle_memory_bytes: int | None = None
+    memory_basis: str | None = None
+    root_status: int | None = None
+    root_body: str | None = None
+    root_content_type: str | None = None
+    container_port: int | None = None
+    limits: dict[str, int | str] | None = None
+    user: str | None = None
+    logs_tail: list[str] | None = None
+
+
+@_record
+class Registry:
+    """Push to and pull from a local registry: the compressed size is the manifest's."""
+    push_seconds: float | None = None
+    layer_sizes: list[int] = field(default_factory=list)
+    compressed_bytes: int | None = None
+    estimate_bytes: int | None = None
+    estimate_error_pct: float | None = None
+    image_removed_before_pull: bool | None = None
+    pull_seconds: float | None = None
+    pull_layers_present: int | None = None
+    pull_layers: int | None = None
+    cold_pull_seconds: float | None = None
+    cold_pull_layers_present: int | None = None
+    cold_pull_error: str | None = None
+    error: str | None = None
+
+
+@_record
+class PreviousAttempt:
+    status: str | None = None
+    error: str | None = None
+
+
+@_record
+class VariantResult:
+    """One Dockerfile variant: how it was built, the image, and what was measured of it."""
+    name: str
+    label: str
+    dockerfile: str
+    status: Status
+    dockerfile_path: str | None = None
+    dockerfile_sha256: str | None = None
+    context: str | None = None
+    context_sha256: str | None = None
+    target: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    in_manifest: bool = False
+    warnings: list[str] = field(default_factory=list)
+    froms: list[FromLine] = field(default_factory=list)
+    builder: str | None = None
+    error: str | None = None
+    log_tail: list[str] | None = None
+    dockerfile_rewritten: bool | None = None
+    previous_attempt: PreviousAttempt | None = None
+    build: Build | None = None
+    extra_builds: dict[str, Build] | None = None
+    image: Image | None = None
+    contents: Contents | None = None
+    attribution: Attribution | None = None
+    runtime: RuntimeCheck | None = None
+    registry: Registry | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.status in MEASURED and self.image is not None
+
+    @property
+    def compressed_size_bytes(self) -> int | None:
+        """The registry's figure when pushed, else the layer analysis' estimate."""
+        if self.registry and self.registry.compressed_bytes:
+            return self.registry.compressed_bytes
+        if self.image and self.image.compressed_size_bytes:
+            return self.image.compressed_size_bytes
+        return None
+
+
+@_record
+class Different:
+    name: str
+    reason: str
+
+
+@_record
+class RuntimeComparison:
+    """Whether every variant answers GET / like the first one that served."""
+    reference: str | None = None
+    same: list[str] = field(default_factory=list)
+    different: list[Different] = field(default_factory=list)
+    not_serving: list[str] = field(default_factory=list)
+
+
+@_record
+class Run:
+    """A run: its context, the bases it resolved and one result per variant."""
+    run_id: str
+    created_utc: str
+    harness: HarnessInfo
+    schema_version: Literal[2] = SCHEMA_VERSION
+    finished_utc: str | None = None
+    resumed_utc: list[str] | None = None
+    machine: Machine = field(default_factory=Machine)
+    engine: Engine = field(default_factory=Engine)
+    settings: Settings = field(default_factory=Settings)
+    bases: dict[str, BaseResolution] = field(default_factory=dict)
+    variants: list[VariantResult] = field(default_factory=list)
+    runtime_comparison: RuntimeComparison | None = None
+
+    def variant(self, name: str) -> VariantResult | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Run:
+        """A version-2 record (a dict from `json.load`); a wrong field is a ModelError."""
+        try:
+            return _RUN.validate_python(data)
+        except ValidationError as exc:
+            raise ModelError(_first_problem(exc)) from None
+
+    def to_json(self) -> dict:
+        """The record as `results.json` stores it: unset (None) fields are left out."""
+        return _RUN.dump_python(self, mode="json", exclude_none=True)
+
+
+class ModelError(ValueError):
+    """A record that does not fit the model; the message is one line naming the field."""
+
+
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(record)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+_RUN = TypeAdapter(Run)
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of `results.json` (version 2), as published in docs/schema/."""
+    schema = _RUN.json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "results.schema.json"
+    schema["title"] = "results.json of one harness run (schema version 2)"
+    return schema
+
+
+if __name__ == "__main__":  # `python -m harness.model` prints the schema docs/schema/ publishes
+    import json
+    print(json.dumps(results_schema(), indent=2))
