@@ -5,13 +5,18 @@ BIN    := $(VENV)/bin
 REPEAT ?= 3
 ARGS   ?=
 
-.PHONY: bench test setup engine engines engines-stop engines-status bases report list clean-venv
+.PHONY: bench test lint setup engine engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
 	$(BIN)/harness run --repeat $(REPEAT) $(ARGS)
 
 test: setup engine  ## every test, against a real engine
 	$(BIN)/pytest $(ARGS)
+
+lint: setup  ## ruff check, and no function above cyclomatic complexity 20 (radon rank D or worse)
+	$(BIN)/ruff check harness tests benchmarks
+	@out=$$($(BIN)/radon cc -s -n D --show-closures harness); \
+	  if [ -n "$$out" ]; then echo "above complexity 20:"; echo "$$out"; exit 1; fi
 
 setup: $(BIN)/.installed
 

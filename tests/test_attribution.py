@@ -18,11 +18,10 @@ import docker
 import pytest
 from conftest import FIXTURES, build_tiny
 
-from harness.analysis import dockerfile
-from harness.engine import inspect as measure
-from harness.analysis import layers, sizes
-from harness.engine import describe as describe_engine
+from harness.analysis import dockerfile, layers, sizes
 from harness.analysis.attribution import attribute, parse_created_by
+from harness.engine import describe as describe_engine
+from harness.engine import inspect as measure
 
 IMAGES = json.loads((FIXTURES / "attribution_images.json").read_text())
 REAL = sorted(name for name in IMAGES if not name.startswith("_"))

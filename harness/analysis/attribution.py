@@ -113,6 +113,38 @@ def _candidates(history: list[dict]) -> list[tuple[str, int]]:
     return out
 
 
+_LOST = float("-inf")
+
+
+def _best_weights(kinds: list[tuple[str, int]], m: int, can_take, can_skip) -> list[list[float]]:
+    """best[i][j]: the best weight with which entries i.. make exactly layers j.. (_LOST:
+    they cannot)."""
+    n = len(kinds)
+    best = [[_LOST] * (m + 1) for _ in range(n + 1)]
+    best[n][m] = 0
+    for i in range(n - 1, -1, -1):
+        for j in range(m, -1, -1):
+            take = kinds[i][1] + best[i + 1][j + 1] if can_take(i, j) else _LOST
+            skip = best[i + 1][j] if can_skip(i) else _LOST
+            best[i][j] = max(take, skip)
+    return best
+
+
+def _reachable(n: int, m: int, can_take, can_skip) -> list[list[bool]]:
+    """ahead[i][j]: entries ..i-1 can make exactly layers ..j-1."""
+    ahead = [[False] * (m + 1) for _ in range(n + 1)]
+    ahead[0][0] = True
+    for i in range(n):
+        for j in range(m + 1):
+            if not ahead[i][j]:
+                continue
+            if can_take(i, j):
+                ahead[i + 1][j + 1] = True
+            if can_skip(i):
+                ahead[i + 1][j] = True
+    return ahead
+
+
 def _assign(kinds: list[tuple[str, int]], sizes: list[int],
             layer_sizes: list[int | None]) -> tuple[list[int | None], list[bool]] | None:
     """Which layer each entry made (None: none), in order, and for each entry whether
@@ -122,7 +154,6 @@ def _assign(kinds: list[tuple[str, int]], sizes: list[int],
     0-byte candidate a layer of 0 bytes. Of the assignments that fit, the one taking the
     likeliest candidates (`_TAKE_WEIGHT`), then the earliest, is chosen."""
     n, m = len(kinds), len(layer_sizes)
-    lost = float("-inf")
 
     def can_take(i: int, j: int) -> bool:
         return j < m and kinds[i][0] != "no" and layer_sizes[j] in (None, sizes[i])
@@ -130,26 +161,10 @@ def _assign(kinds: list[tuple[str, int]], sizes: list[int],
     def can_skip(i: int) -> bool:
         return kinds[i][0] != "yes"
 
-    # best[i][j]: the best weight with which entries i.. make exactly layers j..
-    best = [[lost] * (m + 1) for _ in range(n + 1)]
-    best[n][m] = 0
-    for i in range(n - 1, -1, -1):
-        for j in range(m, -1, -1):
-            take = kinds[i][1] + best[i + 1][j + 1] if can_take(i, j) else lost
-            skip = best[i + 1][j] if can_skip(i) else lost
-            best[i][j] = max(take, skip)
-    if best[0][0] == lost:
+    best = _best_weights(kinds, m, can_take, can_skip)
+    if best[0][0] == _LOST:
         return None
-    # ahead[i][j]: entries ..i-1 can make exactly layers ..j-1
-    ahead = [[False] * (m + 1) for _ in range(n + 1)]
-    ahead[0][0] = True
-    for i in range(n):
-        for j in range(m + 1):
-            if ahead[i][j]:
-                if can_take(i, j):
-                    ahead[i + 1][j + 1] = True
-                if can_skip(i):
-                    ahead[i + 1][j] = True
+    ahead = _reachable(n, m, can_take, can_skip)
     out: list[int | None] = []
     open_: list[bool] = []
     j = 0
@@ -157,8 +172,8 @@ def _assign(kinds: list[tuple[str, int]], sizes: list[int],
         take = can_take(i, j) and kinds[i][1] + best[i + 1][j + 1] == best[i][j]
         out.append(j if take else None)
         j += take
-        could_take = any(ahead[i][k] and can_take(i, k) and best[i + 1][k + 1] != lost for k in range(m))
-        could_skip = can_skip(i) and any(ahead[i][k] and best[i + 1][k] != lost for k in range(m + 1))
+        could_take = any(ahead[i][k] and can_take(i, k) and best[i + 1][k + 1] != _LOST for k in range(m))
+        could_skip = can_skip(i) and any(ahead[i][k] and best[i + 1][k] != _LOST for k in range(m + 1))
         open_.append(could_take and could_skip)
     return out, open_
 
@@ -223,6 +238,119 @@ def _usable_contents(contents: dict | None, diff_ids: list[str], warnings: list[
     return per_layer
 
 
+def _layer_count(image: dict, diff_ids: list[str]) -> int:
+    count = image.get("layer_count")
+    return int(count if count is not None else len(diff_ids))
+
+
+def _base_count(base_history_count: int | None, history_count: int, warnings: list[str]) -> int:
+    """The base's history entries, clamped to the image's (warned when it claims more)."""
+    if (base_history_count or 0) > history_count:
+        warnings.append(f"the base has {base_history_count} history entries, the image {history_count}")
+    return min(max(int(base_history_count or 0), 0), history_count)
+
+
+def _map_entries(history: list[dict], per_layer: list[dict] | None, layer_count: int,
+                 warnings: list[str]) -> tuple[list[int | None], list[bool]]:
+    """`_assign`'s answer, first with the layers' own sizes, then without; when neither
+    fits, the sized entries in order, every entry undecided."""
+    kinds = _candidates(history)
+    sizes = [int(h.get("size_bytes") or 0) for h in history]
+    known = [layer.get("size_bytes") for layer in per_layer] if per_layer else [None] * layer_count
+    assigned = _assign(kinds, sizes, known) or _assign(kinds, sizes, [None] * layer_count)
+    if assigned is not None:
+        return assigned
+    warnings.append("the history does not account for the layers; matched by order of sized entries")
+    made = [i for i, (k, _) in enumerate(kinds) if k == "yes"][:layer_count]
+    mapping: list[int | None] = [None] * len(history)
+    for j, i in enumerate(made):
+        mapping[i] = j
+    return mapping, [True] * len(history)
+
+
+def _final_stage(stages: list | None, final_stage_index: int | None):
+    if not stages:
+        return None
+    if final_stage_index is None:
+        return stages[-1]
+    return next((s for s in stages if s.index == final_stage_index), None)
+
+
+def _layer_sources(mapping: list[int | None], base_count: int, matched: dict[int, Any],
+                   layer_count: int) -> list[tuple[int | None, bool, Any]]:
+    """Per layer: the history entry that made it (None: none), whether it is the base's,
+    and the final stage's instruction it was aligned with (None for the base's)."""
+    entry_of = {j: i for i, j in enumerate(mapping) if j is not None}
+    base_layers = sum(1 for x in mapping[:base_count] if x is not None)
+    out = []
+    for j in range(layer_count):
+        i = entry_of.get(j)
+        base = j < base_layers
+        instruction = matched.get(i - base_count) if i is not None and not base else None
+        out.append((i, base, instruction))
+    return out
+
+
+def _split_layer(j: int, size: int | None, content: dict,
+                 warnings: list[str]) -> tuple[int | None, int | None, int | None]:
+    """A layer's dependencies, app and other bytes; other from the history size when it
+    covers the contents' bytes, else the contents' own figure."""
+    nm, app = content.get("node_modules_bytes"), content.get("app_bytes")
+    other = size - nm - app if None not in (size, nm, app) else None
+    if other is not None and other < 0:
+        warnings.append(f"layer {j}: history size {size} below its contents' bytes")
+        other = content.get("other_bytes")
+    return nm, app, other
+
+
+def _entry_fields(i: int | None, parsed: list[tuple[str | None, str]],
+                  undecided: list[bool]) -> dict:
+    """The history entry that made a layer (None: none found), its text, and whether
+    another fitting assignment would have decided it the other way."""
+    if i is None:
+        return {"history_index": None, "ambiguous": False, "instruction": None}
+    return {"history_index": i, "ambiguous": bool(undecided[i]), "instruction": parsed[i][1]}
+
+
+def _dockerfile_fields(instruction) -> dict:
+    if instruction is None:
+        return {"dockerfile_line": None, "dockerfile_instruction": None}
+    return {"dockerfile_line": instruction.line,
+            "dockerfile_instruction": _short(f"{instruction.keyword} {instruction.args}")}
+
+
+def _image_split(layers: list[dict], per_layer: list[dict] | None) -> dict:
+    """Base bytes, and the three-way split above the base (None unless every layer above
+    the base has every figure)."""
+    above = [layer for layer in layers if layer["source"] == "instruction"]
+    split_known = per_layer is not None and all(
+        layer[key] is not None for layer in above
+        for key in ("size_bytes", "node_modules_bytes", "app_bytes", "other_bytes"))
+
+    def total(key: str) -> int | None:
+        return sum(layer[key] for layer in above) if split_known else None
+
+    return {
+        "base_bytes": sum(layer["size_bytes"] or 0 for layer in layers if layer["source"] == "base"),
+        "dependencies_bytes": total("node_modules_bytes"),
+        "app_bytes": total("app_bytes"),
+        "other_bytes": total("other_bytes"),
+    }
+
+
+def _bytes_by_stage(layers: list[dict], final_label: str | int | None) -> dict[str, int]:
+    """Bytes above the base per stage: a `COPY --from=X` layer counts for X, the rest for
+    the final stage ("final" when there are no stages)."""
+    own = str(final_label) if final_label is not None else "final"
+    by_stage: dict[str, int] = {own: 0}
+    for layer in layers:
+        if layer["source"] != "instruction":
+            continue
+        key = str(layer["from_stage"]) if layer["from_stage"] is not None else own
+        by_stage[key] = by_stage.get(key, 0) + (layer["size_bytes"] or 0)
+    return by_stage
+
+
 def attribute(image: dict, contents: dict | None, base_history_count: int | None,
               stages: list, final_stage_index: int | None = None) -> dict:
     """Each layer of the final image to its source ("base" or "instruction"), its history
@@ -234,61 +362,29 @@ def attribute(image: dict, contents: dict | None, base_history_count: int | None
     FROM scratch). `final_stage_index`: the final stage's index (default: the last stage)."""
     history = list(image.get("history") or [])
     diff_ids = list(image.get("layers") or [])
-    layer_count = int(image.get("layer_count") if image.get("layer_count") is not None else len(diff_ids))
+    layer_count = _layer_count(image, diff_ids)
     warnings: list[str] = []
-    base_count = min(max(int(base_history_count or 0), 0), len(history))
-    if (base_history_count or 0) > len(history):
-        warnings.append(f"the base has {base_history_count} history entries, the image {len(history)}")
+    base_count = _base_count(base_history_count, len(history), warnings)
     per_layer = _usable_contents(contents, diff_ids, warnings)
-
-    kinds = _candidates(history)
-    sizes = [int(h.get("size_bytes") or 0) for h in history]
-    known = [layer.get("size_bytes") for layer in per_layer] if per_layer else [None] * layer_count
-    assigned = _assign(kinds, sizes, known) or _assign(kinds, sizes, [None] * layer_count)
-    if assigned is None:
-        warnings.append("the history does not account for the layers; matched by order of sized entries")
-        made = [i for i, (k, _) in enumerate(kinds) if k == "yes"][:layer_count]
-        mapping: list[int | None] = [None] * len(history)
-        for j, i in enumerate(made):
-            mapping[i] = j
-        undecided = [True] * len(history)
-    else:
-        mapping, undecided = assigned
-    entry_of = {j: i for i, j in enumerate(mapping) if j is not None}
-
-    final = None
-    if stages:
-        final = next((s for s in stages if s.index == final_stage_index), None) \
-            if final_stage_index is not None else stages[-1]
+    mapping, undecided = _map_entries(history, per_layer, layer_count, warnings)
+    final = _final_stage(stages, final_stage_index)
     final_label = stage_label(final) if final is not None else None
     parsed = [parse_created_by(h.get("created_by") or "") for h in history]
     matched = _align([k for k, _ in parsed[base_count:]], list(final.instructions)) if final else {}
 
-    base_layers = sum(1 for x in mapping[:base_count] if x is not None)
     out_layers = []
-    for j in range(layer_count):
-        i = entry_of.get(j)
-        base = j < base_layers
-        instruction = matched.get(i - base_count) if i is not None and not base else None
-        from_stage, from_image = _source_stage(instruction, stages or [])
+    for j, (i, base, instruction) in enumerate(_layer_sources(mapping, base_count, matched, layer_count)):
         content = per_layer[j] if per_layer else {}
-        size = sizes[i] if i is not None else content.get("size_bytes")
-        nm, app = content.get("node_modules_bytes"), content.get("app_bytes")
-        other = size - nm - app if None not in (size, nm, app) else None
-        if other is not None and other < 0:
-            warnings.append(f"layer {j}: history size {size} below its contents' bytes")
-            other = content.get("other_bytes")
+        size = int(history[i].get("size_bytes") or 0) if i is not None else content.get("size_bytes")
+        nm, app, other = _split_layer(j, size, content, warnings)
+        from_stage, from_image = _source_stage(instruction, stages or [])
         out_layers.append({
             "index": j,
             "diff_id": diff_ids[j] if j < len(diff_ids) else None,
             "size_bytes": size,
             "source": "base" if base else "instruction",
-            "history_index": i,
-            "ambiguous": bool(i is not None and undecided[i]),
-            "instruction": parsed[i][1] if i is not None else None,
-            "dockerfile_line": instruction.line if instruction is not None else None,
-            "dockerfile_instruction": (_short(f"{instruction.keyword} {instruction.args}")
-                                       if instruction is not None else None),
+            **_entry_fields(i, parsed, undecided),
+            **_dockerfile_fields(instruction),
             "stage": None if base else final_label,
             "from_stage": from_stage,
             "from_image": from_image,
@@ -297,19 +393,6 @@ def attribute(image: dict, contents: dict | None, base_history_count: int | None
             "other_bytes": other,
         })
 
-    above = [layer for layer in out_layers if layer["source"] == "instruction"]
-    split_known = per_layer is not None and all(
-        layer[key] is not None for layer in above
-        for key in ("size_bytes", "node_modules_bytes", "app_bytes", "other_bytes"))
-
-    def total(key: str) -> int | None:
-        return sum(layer[key] for layer in above) if split_known else None
-
-    own = str(final_label) if final is not None else "final"
-    by_stage: dict[str, int] = {own: 0}
-    for layer in above:
-        key = str(layer["from_stage"]) if layer["from_stage"] is not None else own
-        by_stage[key] = by_stage.get(key, 0) + (layer["size_bytes"] or 0)
     return {
         "history_count": len(history),
         "layer_count": layer_count,
@@ -319,11 +402,6 @@ def attribute(image: dict, contents: dict | None, base_history_count: int | None
         "ambiguous": any(undecided),
         "warnings": warnings,
         "layers": out_layers,
-        "split": {
-            "base_bytes": sum(layer["size_bytes"] or 0 for layer in out_layers if layer["source"] == "base"),
-            "dependencies_bytes": total("node_modules_bytes"),
-            "app_bytes": total("app_bytes"),
-            "other_bytes": total("other_bytes"),
-        },
-        "by_stage": by_stage,
+        "split": _image_split(out_layers, per_layer),
+        "by_stage": _bytes_by_stage(out_layers, final_label),
     }

@@ -21,9 +21,9 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import docker
 from docker.errors import APIError, ImageNotFound
@@ -296,7 +296,7 @@ class TarballCache:
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def __enter__(self) -> "TarballCache":
+    def __enter__(self) -> TarballCache:
         return self
 
     def __exit__(self, *exc) -> None:

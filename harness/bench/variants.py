@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 
 MANIFEST = "variants.toml"
 DEFAULT_CONTEXT = "../sample_app"
@@ -59,15 +59,11 @@ def _read_manifest(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(f"{path.name}: not valid TOML ({_one_line(str(exc))})") from None
+        raise HarnessError(f"{path.name}: not valid TOML ({one_line(str(exc), limit=None)})") from None
     except UnicodeDecodeError:
         raise HarnessError(f"{path.name}: not valid TOML (not UTF-8 text)") from None
     except OSError as exc:
         raise HarnessError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def load_variants(variants_dir: Path, context: Path | None = None) -> list[Variant]:

@@ -23,7 +23,7 @@ from typing import IO
 import docker
 from docker.utils import build as docker_build
 
-from harness.errors import BuildFailed
+from harness.errors import BuildFailed, one_line
 
 LOG_TAIL = 20
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -127,52 +127,72 @@ def build_image(
     the whole build: at the deadline the connection is closed, which makes the engine
     cancel the build, and BuildFailed says so.
     """
-    tail: deque[str] = deque(maxlen=LOG_TAIL)
-    image_id = None
-    steps_total = steps_cached = 0
-    step_images: list[str] = [] if made is None else made
-    error = None
-    counted = from_cache = False
+    progress = _Progress(labels, on_line, [] if made is None else made)
     context.fileobj.seek(0)
     start = time.perf_counter()
     with _deadline(client, timeout) as expired:
         try:
             for chunk in _build_stream(client, context, tag, target, build_args, nocache, labels):
-                if "error" in chunk or "errorDetail" in chunk:
-                    error = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+                if not progress.feed(chunk):
                     break
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    image_id = aux["ID"]
-                for line in (chunk.get("stream") or "").splitlines():
-                    line = line.rstrip()
-                    if not line:
-                        continue
-                    tail.append(line)
-                    m = _STEP.match(line)
-                    if m:
-                        counted = _counts(m.group(3), labels)
-                        steps_total += counted
-                        on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
-                    elif line.strip() == "---> Using cache":
-                        steps_cached += counted
-                        from_cache = True
-                    else:
-                        img = _STEP_IMAGE.match(line)
-                        if img and not from_cache:  # a cached image may be another build's
-                            step_images.append(img.group(1))
-                        from_cache = from_cache and not img
         except Exception:
             if not expired.is_set():
                 raise
         if expired.is_set():
-            raise BuildFailed(f"timed out after {timeout:g} s (--timeout)", list(tail), step_images)
+            raise BuildFailed(f"timed out after {timeout:g} s (--timeout)", list(progress.tail),
+                              progress.step_images)
     seconds = time.perf_counter() - start
-    if error:
-        raise BuildFailed(_one_line(error), list(tail), step_images)
-    if not image_id:
-        raise BuildFailed("the engine reported no image id", list(tail), step_images)
-    return BuildOutcome(image_id, seconds, steps_total, steps_cached, list(tail), step_images)
+    if progress.error:
+        raise BuildFailed(one_line(progress.error) or "build failed", list(progress.tail), progress.step_images)
+    if not progress.image_id:
+        raise BuildFailed("the engine reported no image id", list(progress.tail), progress.step_images)
+    return BuildOutcome(progress.image_id, seconds, progress.steps_total, progress.steps_cached,
+                        list(progress.tail), progress.step_images)
+
+
+@dataclass
+class _Progress:
+    """What the classic builder's stream has said so far, fed one decoded chunk at a time."""
+    labels: dict[str, str] | None
+    on_line: Callable[[str], None]
+    step_images: list[str]  # the caller's `made` list itself, so it sees each as it comes
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL))
+    image_id: str | None = None
+    error: str | None = None
+    steps_total: int = 0
+    steps_cached: int = 0
+    counted: bool = False  # the current step is the Dockerfile's own (see _counts)
+    from_cache: bool = False  # the current step was served from the cache
+
+    def feed(self, chunk: dict) -> bool:
+        """Take one chunk; False once the engine reported an error (the build is over)."""
+        if "error" in chunk or "errorDetail" in chunk:
+            self.error = (chunk.get("errorDetail") or {}).get("message") or chunk.get("error")
+            return False
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            self.image_id = aux["ID"]
+        for line in (chunk.get("stream") or "").splitlines():
+            line = line.rstrip()
+            if line:
+                self._line(line)
+        return True
+
+    def _line(self, line: str) -> None:
+        self.tail.append(line)
+        m = _STEP.match(line)
+        if m:
+            self.counted = _counts(m.group(3), self.labels)
+            self.steps_total += self.counted
+            self.on_line(f"step {m.group(1)}/{m.group(2)}: {m.group(3)}")
+        elif line.strip() == "---> Using cache":
+            self.steps_cached += self.counted
+            self.from_cache = True
+        else:
+            img = _STEP_IMAGE.match(line)
+            if img and not self.from_cache:  # a cached image may be another build's
+                self.step_images.append(img.group(1))
+            self.from_cache = self.from_cache and not img
 
 
 def _counts(instruction: str, labels: dict[str, str] | None) -> bool:
@@ -211,7 +231,9 @@ def _deadline(client, timeout: float | None) -> Iterator[threading.Event]:
         yield expired
         return
     caught: list = []
-    hook = lambda response, *args, **kwargs: caught.append(response)
+
+    def hook(response, *args, **kwargs) -> None:
+        caught.append(response)
 
     def fire() -> None:
         expired.set()
@@ -237,11 +259,6 @@ def _hang_up(client, response) -> None:
     except (AttributeError, OSError):
         pass
     response.close()
-
-
-def _one_line(message: str) -> str:
-    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
-    return " ".join(lines)[:400] if lines else "build failed"
 
 
 

@@ -51,7 +51,8 @@ from functools import lru_cache
 from typing import IO
 
 from harness.engine.build import LOG_TAIL, BuildOutcome, Context
-from harness.errors import BuildFailed, HarnessError
+from harness.engine.product import PODMAN_REASON, product_of
+from harness.errors import BuildFailed, HarnessError, one_line
 
 CLI_ENV = "HARNESS_DOCKER_CLI"
 MIN_ENGINE_API = (1, 39)  # Docker 18.09: the first engine whose BuildKit a CLI can drive
@@ -152,8 +153,8 @@ class ProgressParser:
             failed, error = next(iter(self.vertex_errors.items()))
             step = self.steps.get(failed)
             what = step.label if step else self.names.get(failed, f"#{failed}")
-            return _one_line(f"{what}: {error or (self.errors[-1] if self.errors else 'failed')}")
-        return _one_line((self.errors[-1] if self.errors else None) or self.last_plain
+            return one_line(f"{what}: {error or (self.errors[-1] if self.errors else 'failed')}")
+        return one_line((self.errors[-1] if self.errors else None) or self.last_plain
                          or "the docker CLI failed without a message")
 
 
@@ -162,11 +163,6 @@ def _decoration(line: str) -> bool:
     s = line.strip()
     return (s.startswith(("------", ">", "Dockerfile:", "WARNING:", "View build details"))
             or bool(re.match(r"^\d+ \|", s)))
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    words = " ".join(text.split())
-    return words if len(words) <= limit else words[: limit - 1] + "…"
 
 
 # --- finding a CLI that can drive BuildKit -----------------------------------------------
@@ -181,8 +177,6 @@ PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/c
                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
 FIRST_BUILDX_WITH_ATTESTATIONS = (0, 10)  # --provenance; buildx then adds one by default
 FIRST_BUILDX_WITH_METADATA = (0, 6)  # --metadata-file
-PODMAN_REASON = ("Podman serves no BuildKit: its Docker-compatible API builds with buildah "
-                 "(--builder classic builds there)")
 
 
 class _EngineRefuses(HarnessError):
@@ -321,7 +315,7 @@ def _find_cli(explicit: str | None, path_env: str, host: str | None, env_host: s
             raise HarnessError(str(exc)) from None
         except HarnessError as exc:
             failures.append(str(exc))
-    raise HarnessError(_one_line("; ".join(dict.fromkeys(failures))))
+    raise HarnessError(one_line("; ".join(dict.fromkeys(failures))))
 
 
 def _unique(paths: list[str]) -> list[str]:
@@ -413,7 +407,7 @@ def _probe_docker_cli(cli: Cli) -> str:
         raise HarnessError(f"{cli.path} does not run ({exc.strerror or exc})") from None
     api, _, components = out.stdout.strip().partition(" ")
     if out.returncode != 0 or not re.fullmatch(r"\d+\.\d+", api):
-        why = _one_line(out.stderr or out.stdout or "no answer", 200)
+        why = one_line(out.stderr or out.stdout or "no answer", 200)
         raise HarnessError(f"no engine answers {cli.path}{_at(cli)} ({why})")
     _check_engine(api, "Podman" if "Podman Engine" in components.split(";") else "Docker")
     if not cli.buildx and _containerd_store(cli):
@@ -434,8 +428,6 @@ def _probe_standalone(cli: Cli) -> str:
     inspect`, which must find the engine's own BuildKit (the `docker` driver): elsewhere
     buildx would start a BuildKit container of its own, which is not the engine's builder."""
     from harness.engine import client as engine_client
-    from harness.engine.description import product_of
-
     try:
         sdk = engine_client.open_client(cli.host, timeout=int(PROBE_TIMEOUT))
         try:
@@ -459,7 +451,7 @@ def _probe_standalone(cli: Cli) -> str:
     fields = dict(re.findall(r"^(Driver|Status):\s*(\S+)", out.stdout, re.MULTILINE))
     if out.returncode != 0:
         raise HarnessError(f"{cli.path} inspect failed{_at(cli)} "
-                           f"({_one_line(out.stderr or out.stdout or 'no message', 200)})")
+                           f"({one_line(out.stderr or out.stdout or 'no message', 200)})")
     if fields.get("Driver") != "docker" or fields.get("Status") != "running":
         raise _EngineRefuses(f"the engine{_at(cli)} serves no BuildKit of its own ({BUILDX} "
                              f"found driver {fields.get('Driver', '?')}, status "

@@ -20,17 +20,11 @@ import docker
 
 from .client import default_host
 
-DOCKER = "Docker"
-PODMAN = "Podman"
+from .product import DOCKER, PODMAN, PODMAN_REASON, product_of  # noqa: F401  (re-exported)
+
 CLASSIC, BUILDKIT, BUILDAH = "classic", "buildkit", "buildah"
 CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
 FIRST_BUILDKIT_DEFAULT = 23  # Docker 23.0: `docker build` uses BuildKit (buildx) by default
-
-
-def product_of(version: dict) -> str:
-    """Docker or Podman: Podman's version answer has a component "Podman Engine"."""
-    names = {str(c.get("Name", "")) for c in version.get("Components") or [] if isinstance(c, dict)}
-    return PODMAN if any(n.startswith("Podman") for n in names) else DOCKER
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:
@@ -76,8 +70,6 @@ def describe_from(version: dict, info: dict, *, host: str, name: str | None = No
     product = product_of(version)
     server_version = version.get("Version")
     if product == PODMAN and buildkit_problem is None:
-        from harness.engine.buildkit import PODMAN_REASON
-
         buildkit_problem = PODMAN_REASON
     return {
         "name": name,

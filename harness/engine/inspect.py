@@ -45,11 +45,3 @@ def _listed_size(client: docker.DockerClient, image_id: str) -> int | None:
             return image.get("Size")
     return None
 
-
-def base_figures(client: docker.DockerClient, image_id: str | None) -> dict:
-    """Size and layer count of a base image, so the report can show what a Dockerfile adds."""
-    if not image_id:
-        return {}
-    attrs = client.api.inspect_image(image_id)
-    return {"size_bytes": int(attrs["Size"]),
-            "layer_count": len((attrs.get("RootFS") or {}).get("Layers") or [])}

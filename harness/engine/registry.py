@@ -19,14 +19,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import docker
 
-from harness.engine.description import PODMAN, product_of
+from harness.engine.product import PODMAN, product_of
 from harness.errors import HarnessError
 
 BINARY = "docker-registry"

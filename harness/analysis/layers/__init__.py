@@ -3,9 +3,10 @@
 `analyze_image` streams `docker save` through the SDK's public `get_image` (nothing written
 to disk, memory growing with the number of files, never with their bytes), reads every layer
 as it comes (archive: every layout an engine writes; tarparse: the tar reader, fed in
-pieces, headers read by the standard library), then stacks the layers in the manifest's order (filesystem: the merged tree and
-the waste; contents: what the final filesystem shows) and, on a thread pool while the stream
-is read, estimates what a registry would store (estimate).
+pieces, headers read by the standard library), then stacks the layers in the manifest's
+order (filesystem: the merged tree and the waste; contents: what the final filesystem shows)
+and, on a thread pool while the stream is read, estimates what a registry would store
+(estimate).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+
 import docker
 
 from ...errors import HarnessError
@@ -117,26 +119,8 @@ def analyze_archive(chunks: Iterable[bytes], attrs: dict, *,
             on_first=lambda: first_byte.append(time.perf_counter()))
         stream_end = time.perf_counter()
         order = saved.layer_order()
-        if len(order) != len(diff_ids):
-            raise HarnessError(f"the archive's manifest lists {len(order)} layers, RootFS {len(diff_ids)}")
-        stack = []
-        for name, diff_id in zip(order, diff_ids):
-            layer = layers.read.get(name) or cache.get(name)
-            if layer is None:
-                raise HarnessError(f"the image archive lacks layer {name} ({diff_id[:19]})")
-            if name in layers.hashes and layers.hashes[name]() != diff_id:
-                raise HarnessError(f"{name} holds {layers.hashes[name]()}, RootFS says {diff_id}")
-            layer.diff_id = diff_id
-            stack.append(layer)
-        listings = [layer.entries for layer in stack]
-        root = merge(listings)
-        files = visible_files(root)
-        contents = {
-            **waste(listings, files),
-            **describe(root, files, [layer.captured for layer in stack], app_dir=app_dir,
-                       dev_dependencies=app_dev_dependencies,
-                       env=(attrs.get("Config") or {}).get("Env")),
-        }
+        stack = _stack(order, diff_ids, layers, cache)
+        contents = _contents(stack, attrs, app_dir, app_dev_dependencies)
         contents_done = time.perf_counter()
         for name, sizer in layers.sizers.items():
             layers.read[name].compressed_estimate_bytes = sizer.total()
@@ -147,11 +131,44 @@ def analyze_archive(chunks: Iterable[bytes], attrs: dict, *,
     hits = len(set(order) - set(layers.read))
     history = saved.config().get("history") or []
     contents["history_empty_layers"] = [bool(h.get("empty_layer")) for h in history]
-    return _result(attrs, stack, contents, saved.layout(), streamed, hits, estimate_compressed, verify_diff_ids, workers, app_dir, {
+    timings = {
         "first_byte": first_byte[0] - start if first_byte else None,
         "stream_end": stream_end - start,
         "contents_done": contents_done - start,
-    }, start)
+    }
+    return _result(attrs, stack, contents, saved.layout(), streamed, hits, estimate_compressed,
+                   verify_diff_ids, workers, app_dir, timings, start)
+
+
+def _stack(order: list[str], diff_ids: list[str], layers: _Layers,
+           cache: dict[str, LayerIndex]) -> list[LayerIndex]:
+    """The layers in the manifest's order, each given its diff id; fails when the archive
+    and RootFS disagree on the count, a layer is missing, or (verifying) its hash differs."""
+    if len(order) != len(diff_ids):
+        raise HarnessError(f"the archive's manifest lists {len(order)} layers, RootFS {len(diff_ids)}")
+    stack = []
+    for name, diff_id in zip(order, diff_ids):
+        layer = layers.read.get(name) or cache.get(name)
+        if layer is None:
+            raise HarnessError(f"the image archive lacks layer {name} ({diff_id[:19]})")
+        if name in layers.hashes and layers.hashes[name]() != diff_id:
+            raise HarnessError(f"{name} holds {layers.hashes[name]()}, RootFS says {diff_id}")
+        layer.diff_id = diff_id
+        stack.append(layer)
+    return stack
+
+
+def _contents(stack: list[LayerIndex], attrs: dict, app_dir: str,
+              dev_dependencies: Iterable[str]) -> dict:
+    """The waste across the stacked layers and what the final filesystem holds."""
+    listings = [layer.entries for layer in stack]
+    root = merge(listings)
+    files = visible_files(root)
+    return {
+        **waste(listings, files),
+        **describe(root, files, [layer.captured for layer in stack], app_dir=app_dir,
+                   dev_dependencies=dev_dependencies, env=(attrs.get("Config") or {}).get("Env")),
+    }
 
 
 def _result(attrs: dict, stack: list[LayerIndex], contents: dict, layout: str, streamed: int,
