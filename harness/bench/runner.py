@@ -2,6 +2,11 @@
 
 Data flows one way: variants -> bases -> build -> measure -> results. The record is
 saved after every variant, so whatever happens next, nothing measured is lost.
+
+The steps: plan (parse each Dockerfile), resolve (the bases, once each), build (every
+builder and scenario), measure (the image kept), analyse (contents, attribution, runtime,
+registry), finish (close the record, append to the history). Every engine operation goes
+through an EnginePort (harness.bench.engine_port): the Docker SDK's by default.
 """
 
 from __future__ import annotations
@@ -9,44 +14,40 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import subprocess
 import tarfile
-import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import docker
 import urllib3.exceptions
-from docker.errors import APIError
 from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import RequestException
 
-from harness.analysis import layers, sizes
 from harness import engine, stats
-from harness.analysis import attribution
-from harness.bases import resolve as bases
-from harness.analysis import dockerfile
-from harness.track import history
-from harness.engine import private as private_engine
-from harness.engine import registry
 from harness import store as results
-from harness.engine import runtime
+from harness.analysis import attribution, dockerfile, secrets, sizes
+from harness.bases import resolve as bases
 from harness.bench import scenarios
-from harness.analysis import secrets
+
+# Services, _cold_pull and remove_untagged lived here; re-exported for their callers.
+from harness.bench.engine_port import (  # noqa: F401
+    DockerEngine,
+    EnginePort,
+    Services,
+    _cold_pull,
+    remove_untagged,
+)
+from harness.bench.variants import Variant
+from harness.engine import runtime
 from harness.engine.build import (
     BuildOutcome,
     Context,
-    build_image,
     measure_unignored,
     pack_context,
 )
-from harness.engine.buildkit import build_image_buildkit
 from harness.errors import BuildFailed, HarnessError
-from harness.engine.inspect import measure_image
 from harness.store import FAILED_AT_RUNTIME, MEASURED
-from harness.bench.variants import Variant
+from harness.track import history
 
 LABEL_RUN = "io.harness.run"
 LABEL_VARIANT = "io.harness.variant"
@@ -138,101 +139,150 @@ def _from_records(p: Plan, resolved: dict[str, bases.Resolution]) -> list[dict]:
     return out
 
 
-def execute(client: docker.DockerClient, variants: list[Variant], opts: RunOptions,
-            progress: Progress | None = None) -> tuple[Path, dict, int]:
+def execute(client: docker.DockerClient | None, variants: list[Variant], opts: RunOptions,
+            progress: Progress | None = None,
+            port: EnginePort | None = None) -> tuple[Path, dict, int]:
     """Run the bench; return the run directory, its record and the exit code.
 
     With `opts.resume`, the run directory given is completed: variants already measured
-    (and whose image is still on the engine) are kept as they are, the rest are built."""
+    (and whose image is still on the engine) are kept as they are, the rest are built.
+    `port`: the engine's operations (default: `client`'s, through the Docker SDK)."""
+    port = port if port is not None else DockerEngine(client)
+    secret_values = _secret_values(variants, opts)
     progress = progress or QuietProgress()
-    secret_values = sorted({value for v in variants for key, value in v.build_args.items()
-                            if value and secrets.is_secret(key, opts.secret_args)})
     progress = MaskedProgress(progress, secret_values) if secret_values else progress
+    run = _open_run(port, opts, secret_values)
+    run.save()
+    plans = _plan_all(variants, progress)
+    resolved = _resolve_bases(port, [p for p in plans if p.variant.name not in run.done],
+                              opts, run, progress)
+    _apply_lock(opts, resolved)
+    _measure_all(port, plans, resolved, opts, run, progress)
+    return _finish(run, opts)
+
+
+@dataclass
+class _Run:
+    """The run in progress: where it is saved, its record, the variants kept on --resume."""
+    run_dir: Path
+    record: dict
+    done: dict[str, dict]
+    secret_values: list[str]
+
+    def masked(self) -> dict:
+        return secrets.mask_record(self.record, self.secret_values)
+
+    def save(self) -> None:
+        results.save(self.run_dir, self.masked())
+
+
+def _secret_values(variants: list[Variant], opts: RunOptions) -> list[str]:
+    return sorted({value for v in variants for key, value in v.build_args.items()
+                   if value and secrets.is_secret(key, opts.secret_args)})
+
+
+def _open_run(port: EnginePort, opts: RunOptions, secret_values: list[str]) -> _Run:
+    """A new run directory and record, or the one to complete on --resume."""
     if opts.resume is not None:
-        run_dir, record = opts.resume, results.load(opts.resume)
-        done = _still_measured(client, record)
+        record = results.load(opts.resume)
+        done = _still_measured(port, record)
         record["resumed_utc"] = [*record.get("resumed_utc", []),
                                  results.utc_now().isoformat(timespec="seconds")]
-    else:
-        now = results.utc_now()
-        settings = {"repeat": opts.repeat, "builder": opts.builders[0],
-                    "builders": list(opts.builders), "scenario": opts.scenarios[0],
-                    "scenarios": list(opts.scenarios), "warmup": opts.warmup,
-                    "timeout": opts.timeout, "runtime": opts.runtime, "registry": opts.registry,
-                    "cold_pull": opts.cold_pull,
-                    "bases_mode": opts.bases_mode, **opts.settings}
-        record = results.new_record(now, settings, engine.describe(client))
-        run_dir = results.new_run_dir(opts.out, now)
-        done = {}
+        return _Run(opts.resume, record, done, secret_values)
+    now = results.utc_now()
+    settings = {"repeat": opts.repeat, "builder": opts.builders[0],
+                "builders": list(opts.builders), "scenario": opts.scenarios[0],
+                "scenarios": list(opts.scenarios), "warmup": opts.warmup,
+                "timeout": opts.timeout, "runtime": opts.runtime, "registry": opts.registry,
+                "cold_pull": opts.cold_pull,
+                "bases_mode": opts.bases_mode, **opts.settings}
+    record = results.new_record(now, settings, port.describe())
+    return _Run(results.new_run_dir(opts.out, now), record, {}, secret_values)
 
-    def save() -> None:
-        results.save(run_dir, secrets.mask_record(record, secret_values))
 
-    save()
+def _plan_all(variants: list[Variant], progress: Progress) -> list[Plan]:
     plans = [plan(v) for v in variants]
     for p in plans:
         for w in p.warnings:
             progress.note(f"warning: {p.variant.name}: {w}")
+    return plans
 
-    layer_cache: dict = {}  # archive member -> layer index, shared: variants share base layers
+
+def _resolve_bases(port: EnginePort, todo: list[Plan], opts: RunOptions, run: _Run,
+                   progress: Progress) -> dict[str, bases.Resolution]:
+    """Each base image the variants still to build name, once; recorded in the run."""
     resolved: dict[str, bases.Resolution] = {}
-    todo = [p for p in plans if p.variant.name not in done]
     for ref in dict.fromkeys(r for p in todo if not p.problem for r in p.refs):
         progress.note(f"resolving base image {ref}")
-        res = bases.resolve(client, ref, mode=opts.bases_mode, log=progress.step)
+        res = port.resolve_base(ref, mode=opts.bases_mode, log=progress.step)
         resolved[ref] = res
-        record["bases"][ref] = res.to_dict()
+        run.record["bases"][ref] = res.to_dict()
         progress.note(f"  {ref}: {res.status}" + (f" ({res.used_ref})" if res.standin else "")
                       + (f" — {res.error}" if res.error else ""))
-    save()
-    _apply_lock(opts, resolved)
+    run.save()
+    return resolved
 
-    services = Services(opts, record.get("engine"))
-    old_entries = {v.get("name"): v for v in record["variants"]}
-    record["variants"] = []
+
+def _new_entry(p: Plan, resolved: dict[str, bases.Resolution], opts: RunOptions,
+               old: dict | None) -> dict:
+    """A variant's record before its build; `old`: its entry from the run resumed."""
+    entry = {"name": p.variant.name, "label": p.variant.label,
+             "dockerfile": p.variant.dockerfile.name,
+             "dockerfile_path": str(p.variant.dockerfile),
+             "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
+             "context": str(p.variant.context), "target": p.variant.target,
+             "build_args": secrets.mask_args(p.variant.build_args, opts.secret_args),
+             "in_manifest": p.variant.in_manifest,
+             "warnings": p.warnings, "froms": _from_records(p, resolved),
+             "builder": opts.builders[0], "status": "running", "error": None}
+    if old is not None:
+        entry["previous_attempt"] = {k: old.get(k) for k in ("status", "error")}
+    return entry
+
+
+def _measure_all(port: EnginePort, plans: list[Plan], resolved: dict[str, bases.Resolution],
+                 opts: RunOptions, run: _Run, progress: Progress) -> None:
+    """Every variant in order, the record saved before and after each one."""
+    layer_cache: dict = {}  # archive member -> layer index, shared: variants share base layers
+    services = Services(opts, run.record.get("engine"))
+    old_entries = {v.get("name"): v for v in run.record["variants"]}
+    run.record["variants"] = []
     try:
         for i, p in enumerate(plans):
-            if p.variant.name in done:
-                record["variants"].append(done[p.variant.name])
+            if p.variant.name in run.done:
+                run.record["variants"].append(run.done[p.variant.name])
                 progress.note(f"{p.variant.name}: already measured in this run, kept")
                 continue
-            entry = {"name": p.variant.name, "label": p.variant.label,
-                     "dockerfile": p.variant.dockerfile.name,
-                     "dockerfile_path": str(p.variant.dockerfile),
-                     "dockerfile_sha256": hashlib.sha256(p.text.encode()).hexdigest() if p.text else None,
-                     "context": str(p.variant.context), "target": p.variant.target,
-                     "build_args": secrets.mask_args(p.variant.build_args, opts.secret_args),
-                     "in_manifest": p.variant.in_manifest,
-                     "warnings": p.warnings, "froms": _from_records(p, resolved),
-                     "builder": opts.builders[0], "status": "running", "error": None}
-            if p.variant.name in old_entries:
-                entry["previous_attempt"] = {k: old_entries[p.variant.name].get(k)
-                                             for k in ("status", "error")}
-            record["variants"].append(entry)
-            save()  # the variant in flight is on disk too
+            entry = _new_entry(p, resolved, opts, old_entries.get(p.variant.name))
+            run.record["variants"].append(entry)
+            run.save()  # the variant in flight is on disk too
             try:
-                _measure_variant(client, p, entry, resolved, opts, record["run_id"], progress,
+                _measure_variant(port, p, entry, resolved, opts, run.record["run_id"], progress,
                                  (i, len(plans)), services, layer_cache)
             except KeyboardInterrupt:
                 # Unfinished (figures already measured stay in the entry): --resume redoes it.
                 entry.update(status="failed", error="interrupted")
-                record["finished_utc"] = None
-                save()
+                run.record["finished_utc"] = None
+                run.save()
                 raise
             progress.finished(p.variant.name, entry["status"] == "ok",
                               entry.get("error") or "")
-            save()
+            run.save()
     finally:
         services.close()
 
+
+def _finish(run: _Run, opts: RunOptions) -> tuple[Path, dict, int]:
+    """Compare what the images served, close the record, append it to the history."""
+    record = run.record
     served = [(v["name"], v["runtime"]) for v in record["variants"] if v.get("runtime")]
     if served:
         record["runtime_comparison"] = runtime.same_behaviour(served)
     record["finished_utc"] = results.utc_now().isoformat(timespec="seconds")
-    save()
-    history.append_run(opts.out / history.HISTORY_FILE, secrets.mask_record(record, secret_values))
+    run.save()
+    history.append_run(opts.out / history.HISTORY_FILE, run.masked())
     failed = any(v["status"] != "ok" for v in record["variants"])
-    return run_dir, secrets.mask_record(record, secret_values), 1 if failed else 0
+    return run.run_dir, run.masked(), 1 if failed else 0
 
 
 class MaskedProgress:
@@ -254,72 +304,14 @@ class MaskedProgress:
         self.inner.finished(name, ok, secrets.mask_text(detail, self.values))
 
 
-def _still_measured(client, record: dict) -> dict[str, dict]:
+def _still_measured(port: EnginePort, record: dict) -> dict[str, dict]:
     """Variants of a run to keep on --resume: measured, and their image still there."""
     kept = {}
     for v in record.get("variants") or []:
         image_id = (v.get("image") or {}).get("id")
-        if v.get("status") in MEASURED and image_id and _exists(client, image_id):
+        if v.get("status") in MEASURED and image_id and port.exists(image_id):
             kept[v["name"]] = v
     return kept
-
-
-def _exists(client, image_id: str) -> bool:
-    try:
-        client.api.inspect_image(image_id)
-        return True
-    except (APIError, RequestException):
-        return False
-
-
-class Services:
-    """The run's shared helpers, started on first use and stopped at the end: the
-    loopback registry and the empty engine cold pulls go to."""
-
-    def __init__(self, opts: RunOptions, engine_facts: dict | None = None):
-        self.engine = engine_facts or {}  # engine.describe's: which store sizes come from
-        self.opts = opts
-        self._registry: registry.Registry | None = None
-        self.registry_error: str | None = None
-        self._cold: private_engine.PrivateEngine | None = None
-        self._cold_client: docker.DockerClient | None = None
-        self.cold_error: str | None = None
-
-    def registry(self) -> registry.Registry | None:
-        if self._registry is None and self.registry_error is None:
-            try:
-                self._registry = registry.start()
-            except HarnessError as exc:
-                self.registry_error = str(exc)
-        return self._registry
-
-    def cold_engine(self) -> docker.DockerClient | None:
-        """A client of a private dockerd with an empty data root (harness.private_engine)."""
-        if self._cold is None and self.cold_error is None:
-            self.cold_error = private_engine.missing()
-            if self.cold_error is None:
-                try:
-                    self._cold = private_engine.start(bridge="hcp", subnet="10.213.78.1/24")
-                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                    self.cold_error = f"the empty engine did not start: {engine.first_line(exc)}"
-                else:
-                    self._cold_client = self._cold.client(timeout=600)
-        return self._cold_client
-
-    @property
-    def cold_root(self) -> Path | None:
-        """The empty engine's directory, while it runs."""
-        return self._cold.root if self._cold is not None else None
-
-    def close(self) -> None:
-        try:
-            if self._cold is not None:
-                self._cold.close()  # closes its clients too
-                self._cold, self._cold_client = None, None
-        finally:
-            if self._registry is not None:
-                registry.stop(self._registry)
-                self._registry = None
 
 
 def dev_dependencies(context: Path) -> set[str]:
@@ -331,11 +323,11 @@ def dev_dependencies(context: Path) -> set[str]:
     return set((manifest.get("devDependencies") or {}).keys())
 
 
-def _analyze(client, image_id: str, variant: Variant, cache: dict) -> dict:
+def _analyze(port: EnginePort, image_id: str, variant: Variant, cache: dict) -> dict:
     """Layer contents; a failure here is recorded but never loses the size measured."""
     try:
-        return layers.analyze_image(client, image_id, cache=cache,
-                                    app_dev_dependencies=dev_dependencies(variant.context))
+        return port.analyze(image_id, cache=cache,
+                            app_dev_dependencies=dev_dependencies(variant.context))
     except (HarnessError, tarfile.TarError, *engine.ENGINE_ERRORS) as exc:
         return {"error": f"layer analysis failed: {engine.first_line(exc)}"}
 
@@ -353,48 +345,47 @@ def _apply_lock(opts: RunOptions, resolved: dict[str, bases.Resolution]) -> None
         bases.write_lock(opts.bases_lock, usable)
 
 
-def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, run_id: str,
-                     progress: Progress, position: tuple[int, int], services: Services,
-                     layer_cache: dict) -> None:
-    v = p.variant
-    if p.problem:
-        entry.update(status="failed", error=p.problem)
+def _measure_variant(port: EnginePort, p: Plan, entry: dict, resolved, opts: RunOptions,
+                     run_id: str, progress: Progress, position: tuple[int, int],
+                     services: Services, layer_cache: dict) -> None:
+    problem = _cannot_build(p, resolved)
+    if problem:
+        entry.update(status="failed", error=problem)
         return
+    labels = {LABEL_RUN: run_id, LABEL_VARIANT: p.variant.name}
+    _build_variant(port, p, entry, resolved, opts, labels, progress, position)
+    if entry["status"] != "ok":
+        return
+    _after_build(port, p, entry, opts, labels, progress, services, layer_cache)
+
+
+def _cannot_build(p: Plan, resolved: dict[str, bases.Resolution]) -> str | None:
+    """Why the variant is not built at all: its Dockerfile, or a base that is missing."""
+    if p.problem:
+        return p.problem
     missing = [resolved[r] for r in p.refs if resolved[r].image_id is None]
     if missing:
-        entry.update(status="failed", error="; ".join(r.error or r.requested for r in missing))
-        return
+        return "; ".join(r.error or r.requested for r in missing)
+    return None
+
+
+def _build_variant(port: EnginePort, p: Plan, entry: dict, resolved, opts: RunOptions,
+                   labels: dict, progress: Progress, position: tuple[int, int]) -> None:
+    """Build with every builder and measure the image kept; a failure is the entry's."""
+    v = p.variant
     # Stand-ins are substituted in a copy handed to the engine; the file on disk stays as is.
     swaps = {s.index: resolved[s.base].used_ref for s in p.stages
              if s.needs_resolution and resolved[s.base].used_ref != s.base}
     text = dockerfile.rewrite_from(p.text, swaps)
     entry["dockerfile_rewritten"] = bool(swaps)
-    labels = {LABEL_RUN: run_id, LABEL_VARIANT: v.name}
-    previous = _tagged(client, v.image_tag)  # an earlier run's image, untagged by this one
+    previous = port.tagged(v.image_tag)  # an earlier run's image, untagged by this one
     name = f".harness.{v.name}.Dockerfile"
-    job = BuildJob(client, p, text, name, labels, opts, progress, position)
-    image_id = None
+    job = BuildJob(port, p, text, name, labels, opts, progress, position)
     try:
         job.context = pack_context(v.context, text, name)
         entry["context_sha256"] = job.context.sha256
-        for n, builder in enumerate(opts.builders):
-            primary = n == 0
-            try:
-                info, final = job.run(builder, tag=v.image_tag if primary else None)
-            except BuildFailed as exc:
-                if primary:
-                    raise
-                entry.setdefault("extra_builds", {})[builder] = {
-                    "builder": builder, "error": f"build failed: {exc}", "log_tail": exc.log_tail}
-                continue
-            if primary:
-                entry["build"] = info
-                image_id = final
-                job.keep = final
-            else:
-                info["image"] = _brief(measure_image(client, final))
-                entry.setdefault("extra_builds", {})[builder] = info
-        entry["image"] = measure_image(client, image_id)
+        image_id = _build_all(port, job, entry, opts)
+        entry["image"] = port.measure(image_id)
         entry["image"]["tag"] = v.image_tag
         entry["status"] = "ok"
         entry["error"] = None
@@ -410,14 +401,35 @@ def _measure_variant(client, p: Plan, entry: dict, resolved, opts: RunOptions, r
     finally:
         # A failed or cancelled build's step container may hold its image for a moment.
         job.clean(patience=0.0 if entry["status"] == "ok" else 15.0)
-        if previous and previous != image_id:
-            remove_untagged(client, [previous], keep=image_id, require_label=LABEL_RUN)
-    if entry["status"] != "ok":
-        return
-    _after_build(client, p, entry, opts, labels, progress, services, layer_cache)
+        if previous and previous != job.keep:  # job.keep: the primary builder's image
+            port.remove_untagged([previous], keep=job.keep, require_label=LABEL_RUN)
 
 
-def _after_build(client, p: Plan, entry: dict, opts: RunOptions, labels: dict,
+def _build_all(port: EnginePort, job: BuildJob, entry: dict, opts: RunOptions) -> str | None:
+    """Each builder's builds; the first builder's image is the one kept and measured, the
+    others' failures are recorded beside it."""
+    image_id = None
+    for n, builder in enumerate(opts.builders):
+        primary = n == 0
+        try:
+            info, final = job.run(builder, tag=job.p.variant.image_tag if primary else None)
+        except BuildFailed as exc:
+            if primary:
+                raise
+            entry.setdefault("extra_builds", {})[builder] = {
+                "builder": builder, "error": f"build failed: {exc}", "log_tail": exc.log_tail}
+            continue
+        if primary:
+            entry["build"] = info
+            image_id = final
+            job.keep = final
+        else:
+            info["image"] = _brief(port.measure(final))
+            entry.setdefault("extra_builds", {})[builder] = info
+    return image_id
+
+
+def _after_build(port: EnginePort, p: Plan, entry: dict, opts: RunOptions, labels: dict,
                  progress: Progress, services: Services, layer_cache: dict) -> None:
     """What is read from the built image: contents, where the bytes came from, whether
     it serves, what a registry stores. None of it can lose the size already measured."""
@@ -425,23 +437,24 @@ def _after_build(client, p: Plan, entry: dict, opts: RunOptions, labels: dict,
     try:
         if opts.analyze:
             progress.step(f"{v.name}: reading layer contents")
-            entry["contents"] = _analyze(client, image_id, v, layer_cache)
+            entry["contents"] = _analyze(port, image_id, v, layer_cache)
         _same_size_everywhere(entry, services.engine)
-        entry["attribution"] = _attribute(client, p, entry)
+        entry["attribution"] = _attribute(port, p, entry)
         if opts.runtime:
             progress.step(f"{v.name}: starting the image to check that it serves")
-            entry["runtime"] = runtime.check(client, image_id, labels=labels)
+            entry["runtime"] = port.runtime_check(image_id, labels=labels)
             if entry["runtime"].get("status") != "ok":
                 entry.update(status=FAILED_AT_RUNTIME,
                              error=f"failed at runtime: {entry['runtime'].get('error')}")
         if opts.registry:
             progress.step(f"{v.name}: pushing to and pulling from a loopback registry")
-            entry["registry"] = _publish(client, services, image_id, v, entry)
+            estimate = (entry.get("contents") or {}).get("compressed_estimate_bytes")
+            entry["registry"] = port.publish(services, image_id, v.image_tag, estimate)
             exact = entry["registry"].get("compressed_bytes")
             if exact is not None:
                 entry["image"]["compressed_size_bytes"] = exact
         if not opts.keep_images:
-            _remove(client, v.image_tag)
+            port.remove(v.image_tag)
     except engine.ENGINE_ERRORS as exc:
         entry.update(status="failed", error=_engine_error(exc))
 
@@ -466,70 +479,15 @@ def _brief(image: dict) -> dict:
     return {k: image.get(k) for k in ("id", "size_bytes", "layer_count", "history_count")}
 
 
-def _attribute(client, p: Plan, entry: dict) -> dict | None:
+def _attribute(port: EnginePort, p: Plan, entry: dict) -> dict | None:
     """Each layer of the final image, to the instruction and stage that made it."""
     final = next((f for f in entry.get("froms") or [] if f.get("final")), None)
     base_history = 0
     if final and final.get("image_id"):
-        try:
-            base_history = len(client.api.history(final["image_id"]))
-        except (APIError, RequestException):
+        base_history = port.base_history(final["image_id"])
+        if base_history is None:
             return None
     return attribution.attribute(entry["image"], entry.get("contents"), base_history, p.stages)
-
-
-def _publish(client, services: Services, image_id: str, v: Variant, entry: dict) -> dict:
-    """Push to the loopback registry (exact compressed sizes, push time), then remove
-    the local image and pull it back (pull time); the image keeps its tags and id."""
-    reg = services.registry()
-    if reg is None:
-        return {"error": services.registry_error}
-    name, tag = v.image_tag.split(":")[0], "bench"
-    out: dict = {}
-    try:
-        out["push_seconds"] = registry.push(client, image_id, reg, name, tag)
-        sizes = registry.layer_sizes(reg, name, tag)
-        out.update(layer_sizes=sizes, compressed_bytes=sum(sizes))
-        estimate = (entry.get("contents") or {}).get("compressed_estimate_bytes")
-        if estimate:
-            out["estimate_bytes"] = estimate
-            out["estimate_error_pct"] = round(100.0 * (estimate - sum(sizes)) / sum(sizes), 3)
-        tags = client.api.inspect_image(image_id).get("RepoTags") or []
-        for t in tags:
-            client.api.remove_image(t, noprune=False)
-        out["image_removed_before_pull"] = not _exists(client, image_id)
-        pulled = registry.pull(client, reg, name, tag)
-        out.update(pull_seconds=pulled.seconds, pull_layers_present=pulled.layers_present,
-                   pull_layers=len(sizes))
-        for t in tags:
-            if not t.startswith(reg.host + "/"):
-                repo, _, t_tag = t.rpartition(":")
-                client.api.tag(image_id, repo, t_tag)
-    except (HarnessError, APIError, RequestException, OSError) as exc:
-        out["error"] = engine.first_line(exc)
-    else:
-        if services.opts.cold_pull:
-            out.update(_cold_pull(services, reg, name, tag))
-    finally:
-        try:
-            registry.untag(client, reg, name, tag)
-        except (APIError, RequestException):
-            pass
-    return out
-
-
-def _cold_pull(services: Services, reg: registry.Registry, name: str, tag: str) -> dict:
-    """The pull of a host that has none of the image's layers: into the empty engine, then
-    the image is removed there (by id) so that the next variant's pull is cold too."""
-    cold = services.cold_engine()
-    if cold is None:
-        return {"cold_pull_error": f"not measured: {services.cold_error}"}
-    try:
-        pulled = registry.pull(cold, reg, name, tag)
-        cold.api.remove_image(f"{reg.repository(name)}:{tag}", force=True)
-    except (HarnessError, APIError, RequestException, OSError) as exc:
-        return {"cold_pull_error": engine.first_line(exc)}
-    return {"cold_pull_seconds": pulled.seconds, "cold_pull_layers_present": pulled.layers_present}
 
 
 def _made_by(outcome: BuildOutcome, builder: str) -> bool:
@@ -546,9 +504,10 @@ class BuildJob:
 
     Everything the builds make besides the image kept is removed by id at the end."""
 
-    def __init__(self, client, p: Plan, text: str, dockerfile_name: str, labels: dict,
-                 opts: RunOptions, progress: Progress, position: tuple[int, int]):
-        self.client, self.p, self.text, self.name = client, p, text, dockerfile_name
+    def __init__(self, port: EnginePort, p: Plan, text: str, dockerfile_name: str,
+                 labels: dict, opts: RunOptions, progress: Progress,
+                 position: tuple[int, int]):
+        self.port, self.p, self.text, self.name = port, p, text, dockerfile_name
         self.labels, self.opts, self.progress, self.position = labels, opts, progress, position
         self.context: Context | None = None
         self.made: list[str] = []  # classic step images, from the build stream
@@ -633,11 +592,11 @@ class BuildJob:
         return out
 
     def _build(self, builder: str, context: Context, tag: str | None, nocache: bool) -> BuildOutcome:
-        fn = build_image_buildkit if builder == "buildkit" else partial(build_image, self.client)
         p = self.p
-        outcome = fn(context, tag=tag, target=p.variant.target, build_args=p.variant.build_args,
-                     nocache=nocache, labels=self.labels, on_line=self.progress.step,
-                     timeout=self.opts.timeout, made=self.made)
+        outcome = self.port.build(builder, context, tag=tag, target=p.variant.target,
+                                  build_args=p.variant.build_args, nocache=nocache,
+                                  labels=self.labels, on_line=self.progress.step,
+                                  timeout=self.opts.timeout, made=self.made)
         if _made_by(outcome, builder):
             self.produced.append(outcome.image_id)
         return outcome
@@ -646,60 +605,6 @@ class BuildJob:
         if self.context is not None:
             self.context.close()
         produced = [i for i in self.produced if i != self.keep]
-        remove_untagged(self.client, [*self.made, *produced], keep=self.keep, patience=patience)
+        self.port.remove_untagged([*self.made, *produced], keep=self.keep, patience=patience)
         self.made.clear()
         self.produced = [i for i in self.produced if i == self.keep]
-
-
-def _remove(client, image_id: str) -> bool:
-    try:
-        client.api.remove_image(image_id, force=False, noprune=False)
-        return True
-    except (APIError, RequestException):
-        return False  # still used by a tag, a child or a container: leave it, never force
-
-
-def _tagged(client, tag: str) -> str | None:
-    try:
-        return client.api.inspect_image(tag)["Id"]
-    except (APIError, RequestException):
-        return None
-
-
-def remove_untagged(client, step_images: list[str], keep: str | None,
-                    require_label: str | None = None, patience: float = 0.0) -> None:
-    """Drop the untagged images our own builds made (other stages, earlier repetitions).
-
-    Only ids read from our build streams are touched, never a prune, so another build
-    on the same engine keeps its images. Removing a leaf also removes its untagged
-    parents; a parent with children refuses, which is fine.
-    """
-    keep_short = (keep or "").replace("sha256:", "")[:12]
-    pending = [s for s in reversed(step_images) if s.replace("sha256:", "")[:12] != keep_short]
-    deadline = time.monotonic() + patience
-    while pending:
-        pending = [s for s in pending if not _remove_if_ours(client, s, require_label)]
-        if not pending or time.monotonic() >= deadline:
-            return
-        time.sleep(0.5)
-
-
-def _remove_if_ours(client, short: str, require_label: str | None) -> bool:
-    """True when the image is gone (or is not ours to remove)."""
-    try:
-        attrs = client.api.inspect_image(short)
-    except (APIError, RequestException):
-        return True  # already gone with a child removed before it
-    tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    if tags or (require_label is not None and require_label not in labels):
-        return True
-    try:
-        client.api.remove_image(attrs["Id"], force=False, noprune=False)
-        return True
-    except APIError as exc:
-        # Only a container still using it is worth waiting for; children are final.
-        return "container" not in str(exc.explanation or exc)
-    except RequestException:
-        return True
-
