@@ -47,6 +47,9 @@ report: setup  ## regenerate the newest run's table and chart (no engine needed)
 list: setup
 	$(BIN)/harness list
 
+schema: setup  ## rewrite docs/schema/results.schema.json from harness/model.py
+	$(BIN)/python -m harness.model > docs/schema/results.schema.json
+
 clean-venv:
 	rm -rf $(VENV)
 

@@ -9,6 +9,10 @@ is spelled, and `results_schema()` is the JSON Schema published in
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass as std_dataclass
 from dataclasses import field
 from typing import Any, Literal
 
@@ -482,6 +486,90 @@ class Run:
     def to_json(self) -> dict:
         """The record as `results.json` stores it: unset (None) fields are left out."""
         return _RUN.dump_python(self, mode="json", exclude_none=True)
+
+
+# ------------------------------------------------------------------ history
+
+HISTORY_SCHEMA_VERSION = 1  # of a history.jsonl line; bump when its keys change
+
+
+@std_dataclass(frozen=True)
+class HistoryEntry:
+    """One line of `history.jsonl`: a variant's headline figures in one finished run, the
+    figures `harness compare` compares. Its own format (version 1 since the first round),
+    checked by hand so a bad line is reported in a few words and skipped, never fatal."""
+    run_id: str
+    created_utc: str
+    hostname: str | None
+    git_commit: str | None
+    git_dirty: bool | None
+    variant: str
+    label: str
+    status: str | None
+    dockerfile_sha256: str | None
+    context_sha256: str | None
+    size_bytes: int | None
+    layer_count: int | None
+    compressed_size_bytes: int | None
+    build_samples: dict[str, list[float]]  # scenario -> every sample, in seconds
+    bases: list[dict]  # per FROM of an image: stage, requested, image_id, digest, standin, final
+
+    @property
+    def when(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.created_utc)
+
+    def to_json(self) -> str:
+        """The line, without its newline: the schema version first, then the keys in order."""
+        return json.dumps({"schema_version": HISTORY_SCHEMA_VERSION, **dataclasses.asdict(self)})
+
+    @classmethod
+    def from_json(cls, line: bytes | str) -> HistoryEntry:
+        """The entry of one line; ValueError says in a few words what is wrong with it."""
+        try:
+            d = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
+        except ValueError:
+            raise ValueError("not valid JSON (a truncated line?)") from None
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        if d.get("schema_version") != HISTORY_SCHEMA_VERSION:
+            raise ValueError(f"schema version {d.get('schema_version')!r} is not one this "
+                             f"harness reads ({HISTORY_SCHEMA_VERSION})")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in d]
+        if missing:
+            raise ValueError(f"missing key(s) {', '.join(missing)}")
+        entry = cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        problem = entry._problem()
+        if problem:
+            raise ValueError(problem)
+        return entry
+
+    def _problem(self) -> str | None:
+        for name in ("run_id", "created_utc", "variant"):
+            if not isinstance(getattr(self, name), str):
+                return f"{name} is not a string"
+        try:
+            if self.when.tzinfo is None:
+                return f"created_utc {self.created_utc!r} has no time zone"
+        except ValueError:
+            return f"created_utc {self.created_utc!r} is not an ISO 8601 time"
+        for name in ("size_bytes", "layer_count", "compressed_size_bytes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return f"{name} is not an integer"
+        if not isinstance(self.build_samples, dict) or not all(
+                isinstance(s, list) and all(_is_number(x) for x in s)
+                for s in self.build_samples.values()):
+            return "build_samples is not a mapping of scenario to a list of seconds"
+        if not isinstance(self.bases, list) or not all(
+                isinstance(b, dict) and isinstance(b.get("requested"), str) for b in self.bases):
+            return "bases is not a list of FROM records"
+        return None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class ModelError(ValueError):

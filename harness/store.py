@@ -25,9 +25,11 @@ from harness.model import (  # noqa: F401  (re-exported: the status names reader
     OK,
     SCHEMA_VERSION,
     ModelError,
+    HistoryEntry,
     Run,
 )
 RESULTS_FILE = "results.json"
+HISTORY_FILE = "history.jsonl"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,7 +57,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def run_id(now: dt.datetime) -> str:
@@ -170,3 +172,56 @@ def _checked(record: dict, path: Path) -> Run:
     except ModelError as exc:
         raise HarnessError(f"{path}: the record does not fit schema version "
                            f"{SCHEMA_VERSION}: {exc}") from None
+
+
+# ------------------------------------------------ the history file beside the runs
+# Readers never raise on a bad line: it is reported and skipped (a writer that crashed leaves
+# at most one truncated last line). A later line of the same run and variant replaces a failed
+# one (the run was completed with `--resume`); any other repeat is reported as a duplicate.
+
+def completes(earlier_status: str | None, later) -> bool:
+    """A later line of the same run and variant replaces a failed one: `--resume` measured it."""
+    return earlier_status not in ("ok",) and later.status in ("ok", "failed-at-runtime") \
+        and later.status != earlier_status
+
+
+def read_history(path: Path) -> tuple[list[HistoryEntry], list[str]]:
+    """The entries in file order, and one problem line per line that was skipped."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        return [], [f"{path}: cannot read ({exc.strerror or exc})"]
+    entries: list[HistoryEntry] = []
+    problems: list[str] = []
+    seen: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (line number, index in entries)
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            entry, cause = HistoryEntry.from_json(line), None
+        except ValueError as exc:
+            entry, cause = None, str(exc)
+        key = (entry.run_id, entry.variant) if entry is not None else None
+        if key in seen:
+            earlier_line, index = seen[key]
+            if completes(entries[index].status, entry):
+                entries[index] = entry  # the run was completed with --resume
+                seen[key] = (lineno, index)
+                continue
+            entry, cause = None, f"duplicate of line {earlier_line}"
+        if entry is None:
+            problems.append(f"{path}:{lineno}: {cause}; skipped")
+            continue
+        seen[key] = (lineno, len(entries))
+        entries.append(entry)
+    return entries, problems
+
+
+def history_beside(run_dir: Path) -> list[HistoryEntry]:
+    """The history of the results directory holding `run_dir` (results/<run>/ beside
+    results/history.jsonl), if any; damaged lines are skipped here and reported by
+    `harness history`."""
+    return read_history(Path(run_dir).parent / HISTORY_FILE)[0]

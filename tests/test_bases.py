@@ -145,7 +145,8 @@ def test_lock_refuses_a_changed_base(docker_client, tmp_path, image_janitor):
                             f'build_args = {{ BASE = "{base}" }}\n')
     lock = tmp_path / "bases.lock"
     opts = runner.RunOptions(repeat=1, out=tmp_path / "out", bases_lock=lock)
-    _, record, code = runner.execute(docker_client, variants, opts)
+    _, record_run, code = runner.execute(docker_client, variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     image_janitor.append(record["variants"][0]["image"]["id"])
     assert code == 0, record["variants"][0].get("error")
     # the ARG-parameterised FROM was resolved with the variant's build args
@@ -157,7 +158,8 @@ def test_lock_refuses_a_changed_base(docker_client, tmp_path, image_janitor):
     with pytest.raises(HarnessError, match="bases differ from the lock .*harness-test/lockbase:1"):
         runner.execute(docker_client, variants, opts)
     opts.update_lock = True
-    _, record, code = runner.execute(docker_client, variants, opts)
+    _, record_run, code = runner.execute(docker_client, variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     image_janitor.append(record["variants"][0]["image"]["id"])
     assert code == 0 and image_janitor[2].replace("sha256:", "") in lock.read_text()
 

@@ -150,7 +150,8 @@ def test_three_stage_source_change_rebuilds_less_than_cold(docker_client, tmp_pa
     variants = select(load_variants(ROOT / "variants"), ["three-stage"])
     opts = runner.RunOptions(repeat=1, out=tmp_path / "out", analyze=False,
                              scenarios=("cold", "source-change"))
-    _, record, code = runner.execute(docker_client, variants, opts)
+    _, record_run, code = runner.execute(docker_client, variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     entry = record["variants"][0]
     assert code == 0, entry.get("error")
     cold, source = entry["build"]["scenarios"]["cold"], entry["build"]["scenarios"]["source-change"]

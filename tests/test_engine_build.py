@@ -34,7 +34,8 @@ def _write(tmp_path, files: dict[str, str], manifest: str | None = None):
 def _run(docker_client, tmp_path, vdir, ctx, repeat=2):
     variants = load_variants(vdir, ctx)
     opts = runner.RunOptions(repeat=repeat, out=tmp_path / "results", bases_mode="present")
-    run_dir, record, code = runner.execute(docker_client, variants, opts)
+    run_dir, record_run, code = runner.execute(docker_client, variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     return run_dir, record, code
 
 

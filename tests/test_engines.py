@@ -415,7 +415,8 @@ def test_both_builders_side_by_side_through_the_runner(name, started_engines, tm
                              builders=("classic", "buildkit"), keep_images=False)
     client = engine.connect(timeout=120)
     try:
-        _, record, code = runner.execute(client, [variant], opts)
+        _, record_run, code = runner.execute(client, [variant], opts)
+        record = record_run.to_json()  # as results.json stores it
         entry = record["variants"][0]
         assert code == 0, entry.get("error")
         assert entry["build"]["builder"] == "classic"

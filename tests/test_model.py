@@ -8,6 +8,7 @@ results.csv and build_times.csv that version of the harness rendered from them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -117,5 +118,26 @@ def test_a_writer_with_a_misspelt_key_fails_at_save(tmp_path):
 
 def test_the_model_is_frozen():
     run = store.load_run(V1_RUNS["run"])
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         run.variants[0].status = "failed"  # type: ignore[misc]
+
+
+def test_the_documented_pandas_columns_exist(tmp_path, monkeypatch):
+    """docs/results-format.md's snippet runs on a real run, and every column it names exists."""
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "results-format.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    run_dir = tmp_path / "results" / "latest"
+    run_dir.mkdir(parents=True)
+    (run_dir / "results.json").write_text(json.dumps(store.load(V1_RUNS["v1_run"])))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102  (our own documentation)
+    table = scope["table"]
+    assert list(table["name"]) == ["multistage-alpine", "multistage-distroless", "broken", "mine"]
+    assert table["image.size_bytes"].notna().sum() == 3  # "broken" failed to build
+    documented = re.findall(r"^\| `([a-z_.]+)`", doc, re.M)
+    columns = set(scope["df"].columns)
+    missing = [c for c in documented if c not in columns and not c.startswith("extra_builds")]
+    assert not missing, missing

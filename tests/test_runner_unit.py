@@ -23,6 +23,7 @@ from harness.bench.engine_port import DockerEngine, EnginePort
 from harness.bench.variants import load_variants
 from harness.engine.build import BuildOutcome
 from harness.errors import BuildFailed
+from harness.model import Run
 from harness.track import history
 
 BASE = "example.org/base:1"
@@ -163,7 +164,11 @@ def _opts(tmp_path, **kw) -> runner.RunOptions:
 
 
 def _run(tmp_path, variants, port, **kw):
-    return runner.execute(None, variants, _opts(tmp_path, **kw), port=port)
+    """The run directory, the record as results.json stores it, the exit code."""
+    run_dir, run, code = runner.execute(None, variants, _opts(tmp_path, **kw), port=port)
+    assert isinstance(run, Run)  # the runner returns the typed model
+    assert run == store.load_run(run_dir)
+    return run_dir, run.to_json(), code
 
 
 def _by_name(record: dict) -> dict[str, dict]:
@@ -179,7 +184,7 @@ def test_success_records_every_scenario_and_the_image(tmp_path, variants):
     assert record["finished_utc"] is not None
     assert record["bases"][BASE]["status"] == "present"
     v = _by_name(record)["first"]
-    assert v["status"] == "ok" and v["error"] is None
+    assert v["status"] == "ok" and v.get("error") is None
     assert v["image"]["id"] == _image_id("first")
     assert v["image"]["tag"] == variants[0].image_tag
     # The size from the layer analysis (harness.analysis.sizes), the engine's figure kept.
@@ -239,8 +244,9 @@ def test_a_failed_layer_analysis_keeps_the_image_facts(tmp_path, variants):
     # As the real runner: the analysis error is recorded, the variant stays measured.
     assert code == 0
     v = _by_name(record)["second"]
-    assert v["status"] == "ok" and v["error"] is None
-    assert v["contents"] == {"error": "layer analysis failed: unexpected end of data"}
+    assert v["status"] == "ok" and v.get("error") is None
+    assert v["contents"]["error"] == "layer analysis failed: unexpected end of data"
+    assert not v["contents"]["layers"] and "files_bytes" not in v["contents"]
     assert v["image"]["id"] == _image_id("second")
     assert v["image"]["size_bytes"] == 1_234  # the engine's figure, said to be so
     assert v["image"]["size_basis"] == "inspect"
@@ -279,7 +285,8 @@ def test_an_interrupted_run_is_saved_unfinished_and_resumes(tmp_path, variants):
 
     # --resume keeps what was measured (its image is still there) and builds the rest.
     again = FakeEngine(present={_image_id("first")})
-    _, record, code = runner.execute(None, variants, _opts(tmp_path, resume=run_dir), port=again)
+    _, record_run, code = runner.execute(None, variants, _opts(tmp_path, resume=run_dir), port=again)
+    record = record_run.to_json()  # as results.json stores it
     assert code == 0 and record["finished_utc"] is not None
     assert [v["status"] for v in record["variants"]] == ["ok", "ok", "ok"]
     assert record["variants"][0]["image"] == first["image"]
@@ -297,7 +304,7 @@ def test_registry_runtime_and_removal_go_through_the_port(tmp_path, variants):
     assert code == 0
     v = record["variants"][0]
     assert v["runtime"] == {"status": "ok"}
-    assert v["registry"] == {"compressed_bytes": 650, "estimate_bytes": 700}
+    assert v["registry"] == {"compressed_bytes": 650, "estimate_bytes": 700, "layer_sizes": []}
     assert v["image"]["compressed_size_bytes"] == 650
     assert port.removed == [variants[0].image_tag]
 

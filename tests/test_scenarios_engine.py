@@ -53,7 +53,8 @@ def test_scenarios_rebuild_what_changed_and_keep_every_sample(docker_client, tmp
     opts = runner.RunOptions(repeat=2, out=tmp_path / "out", bases_mode="present",
                              scenarios=("cold", "no-change", "source-change", "dependency-change"),
                              analyze=False)
-    _, record, code = runner.execute(docker_client, [variant], opts)
+    _, record_run, code = runner.execute(docker_client, [variant], opts)
+    record = record_run.to_json()  # as results.json stores it
     entry = record["variants"][0]
     try:
         assert code == 0, entry.get("error")

@@ -46,6 +46,7 @@ from harness.engine.build import (
     pack_context,
 )
 from harness.errors import BuildFailed, HarnessError
+from harness.model import Run
 from harness.store import FAILED_AT_RUNTIME, MEASURED
 from harness.track import history
 
@@ -141,8 +142,8 @@ def _from_records(p: Plan, resolved: dict[str, bases.Resolution]) -> list[dict]:
 
 def execute(client: docker.DockerClient | None, variants: list[Variant], opts: RunOptions,
             progress: Progress | None = None,
-            port: EnginePort | None = None) -> tuple[Path, dict, int]:
-    """Run the bench; return the run directory, its record and the exit code.
+            port: EnginePort | None = None) -> tuple[Path, Run, int]:
+    """Run the bench; return the run directory, the typed run and the exit code.
 
     With `opts.resume`, the run directory given is completed: variants already measured
     (and whose image is still on the engine) are kept as they are, the rest are built.
@@ -272,7 +273,7 @@ def _measure_all(port: EnginePort, plans: list[Plan], resolved: dict[str, bases.
         services.close()
 
 
-def _finish(run: _Run, opts: RunOptions) -> tuple[Path, dict, int]:
+def _finish(run: _Run, opts: RunOptions) -> tuple[Path, Run, int]:
     """Compare what the images served, close the record, append it to the history."""
     record = run.record
     served = [(v["name"], v["runtime"]) for v in record["variants"] if v.get("runtime")]
@@ -282,7 +283,7 @@ def _finish(run: _Run, opts: RunOptions) -> tuple[Path, dict, int]:
     run.save()
     history.append_run(opts.out / history.HISTORY_FILE, run.masked())
     failed = any(v["status"] != "ok" for v in record["variants"])
-    return run.run_dir, run.masked(), 1 if failed else 0
+    return run.run_dir, Run.from_json(run.masked()), 1 if failed else 0
 
 
 class MaskedProgress:

@@ -62,7 +62,8 @@ def test_engine_killed_mid_build_then_resume(private_engine, tmp_path):
     out = tmp_path / "out"
     opts = runner.RunOptions(repeat=1, out=out, bases_mode="present", analyze=False)
     killer = _kill_when_building(private_engine, out, "b-slow")
-    run_dir, record, code = runner.execute(private_engine.client(), variants, opts)
+    run_dir, record_run, code = runner.execute(private_engine.client(), variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     killer.join(timeout=5)
     status = {v["name"]: v for v in record["variants"]}
     assert code == 1
@@ -78,7 +79,8 @@ def test_engine_killed_mid_build_then_resume(private_engine, tmp_path):
     private_engine.start()
     resumed = runner.RunOptions(repeat=1, out=out, bases_mode="present", analyze=False,
                                 resume=run_dir)
-    run_dir2, record2, code2 = runner.execute(private_engine.client(), variants, resumed)
+    run_dir2, record2_run, code2 = runner.execute(private_engine.client(), variants, resumed)
+    record2 = record2_run.to_json()  # as results.json stores it
     assert run_dir2 == run_dir and code2 == 0
     again = {v["name"]: v for v in record2["variants"]}
     assert [v["name"] for v in record2["variants"]] == ["a-first", "b-slow", "c-last"]

@@ -31,7 +31,8 @@ def test_timeout_fails_the_hung_build_only(docker_client, tmp_path):
     opts = runner.RunOptions(repeat=1, out=tmp_path / "out", bases_mode="present", timeout=3,
                              analyze=False)
     start = time.monotonic()
-    _, record, code = runner.execute(docker_client, variants, opts)
+    _, record_run, code = runner.execute(docker_client, variants, opts)
+    record = record_run.to_json()  # as results.json stores it
     elapsed = time.monotonic() - start
     status = {v["name"]: v for v in record["variants"]}
     try:
