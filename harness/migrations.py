@@ -5,6 +5,9 @@ schema, so a few writers left keys behind that version 2 names differently or no
 
 - `variants[].compressed.registry_bytes`: the registry's compressed size, read by one old
   reader only; version 2 keeps it as `image.compressed_size_bytes` (and `registry`).
+- `variants[].layers.attribution`: an early home of the base/deps/app split, read by the old
+  chart code; version 2 keeps it as `attribution.split`.
+- a scenario recorded as a bare list of seconds: `{"samples_seconds": [...]}`.
 - keys no reader uses: dropped, so an old run validates under the strict model.
 
 A migration is a pure function from one version's dict to the next one's.
@@ -40,9 +43,23 @@ def _v1_to_v2(record: dict) -> dict:
         legacy = (v.pop("compressed", None) or {}).get("registry_bytes")
         if legacy and isinstance(v.get("image"), dict):
             v["image"] = {"compressed_size_bytes": legacy, **v["image"]}
+        split = (v.pop("layers", None) or {}).get("attribution")
+        if split and not (v.get("attribution") or {}).get("split"):
+            v["attribution"] = {**(v.get("attribution") or {}), "split": split}
+        if isinstance(v.get("build"), dict):
+            v["build"] = _scenario_lists(v["build"])
         variants.append(v)
     out["variants"] = variants
     return _prune(out, model.Run)
+
+
+def _scenario_lists(build: dict) -> dict:
+    scenarios = build.get("scenarios")
+    if not isinstance(scenarios, dict):
+        return build
+    return {**build, "scenarios": {
+        name: {"samples_seconds": s} if isinstance(s, list) else s
+        for name, s in scenarios.items()}}
 
 
 def _prune(value: Any, tp: Any) -> Any:

@@ -173,7 +173,9 @@ class ScenarioSamples:
     steps_rebuilt: int | None = None
     changed: str | None = None
     stats: SampleStats | None = None
+    skipped: str | None = None  # why this scenario was not timed
     error: str | None = None
+    log_tail: list[str] | None = None  # a failed scenario's build log
 
 
 @_record
@@ -199,6 +201,7 @@ class Build:
     steps_total: int | None = None
     steps_cached: int | None = None
     scenarios: dict[str, ScenarioSamples] | None = None
+    primed: bool | None = None  # cold not timed: one untimed build primed the cache
     image: ExtraImage | None = None
     error: str | None = None
     log_tail: list[str] | None = None
@@ -293,7 +296,7 @@ class Contents:
     source_map_bytes: int | None = None
     typescript_source_bytes: int | None = None
     typescript_declaration_bytes: int | None = None
-    setuid_files: list[str] = field(default_factory=list)
+    setuid_files: list[dict[str, str]] = field(default_factory=list)  # {"path", "mode"}
     has_shell: bool | None = None
     package_managers: dict[str, bool] | None = None
     os_package_db: str | None = None
@@ -318,7 +321,7 @@ class AttributedLayer:
     diff_id: str
     size_bytes: int
     source: str
-    instruction: str = ""
+    instruction: str | None = None
     history_index: int | None = None
     ambiguous: bool = False
     dockerfile_line: int | None = None

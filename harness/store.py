@@ -24,10 +24,11 @@ from harness.model import (  # noqa: F401  (re-exported: the status names reader
     MEASURED,
     OK,
     SCHEMA_VERSION,
-    ModelError,
     HistoryEntry,
+    ModelError,
     Run,
 )
+
 RESULTS_FILE = "results.json"
 HISTORY_FILE = "history.jsonl"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+from harness import migrations, model
+
 BASE_IDS = {"node:20": "sha256:" + "a" * 64, "node:20-alpine": "sha256:" + "b" * 64}
 BASE_DIGESTS = {"node:20": "sha256:" + "1" * 64, "node:20-alpine": "sha256:" + "2" * 64}
+
+
+def as_run(record: dict | model.Run) -> model.Run:
+    """A record built here (schema version 1) or loaded (version 2) as the typed model."""
+    if isinstance(record, model.Run):
+        return record
+    return model.Run.from_json(migrations.migrate(record))
 
 
 def make_variant(name: str, *, size: int = 150_000_000, layers: int = 8,

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 from records import make_record, make_variant
 
+from harness import migrations
+from harness.bench.variants import load_variants
+from harness.errors import HarnessError
+from harness.model import Run
 from harness.track import budgets
 from harness.track.budgets import (
     Breach,
@@ -14,8 +18,6 @@ from harness.track.budgets import (
     parse_size,
     unchecked,
 )
-from harness.errors import HarnessError
-from harness.bench.variants import load_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,8 +111,14 @@ def test_bad_budget_files_are_one_line_errors(tmp_path, toml, why):
         load_budgets(tmp_path / "missing.toml")
 
 
+def typed(record: dict) -> Run:
+    """The typed run of a tests/records.py dict, as the code under test takes it."""
+    return Run.from_json(migrations.migrate(record))
+
+
 def _run(run_id="20240102T000000Z", **sizes):
-    return make_record(run_id, [make_variant(n, size=s, layers=10) for n, s in sizes.items()])
+    return typed(make_record(run_id, [make_variant(n, size=s, layers=10)
+                                      for n, s in sizes.items()]))
 
 
 def test_check_names_variant_budget_limit_and_measure():
@@ -139,7 +147,7 @@ def test_growth_against_a_baseline():
 
 
 def test_a_failed_build_breaches_its_budgets_and_typos_are_noted():
-    record = make_record("20240101T000000Z", [make_variant("v", status="failed")])
+    record = typed(make_record("20240101T000000Z", [make_variant("v", status="failed")]))
     rules = {"v": {"max_size": Limit("1 GB", amount=10**9)}, "vv": {}}
     (breach,) = check(record, rules)
     assert breach.measured.startswith("nothing measured: the build failed (build failed: npm ci")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import shutil
 
 from conftest import FIXTURES
-from records import make_record, make_variant
+from records import as_run, make_record, make_variant
 
-from harness.report import charts
-from harness.track import compare
-from harness.report import markdown as report
 from harness import store as results
+from harness.model import VariantResult
+from harness.report import charts, writer
+from harness.track import compare
+
+
+def _typed(variant: dict) -> VariantResult:
+    """A bare variant record as the model reads it, inside a minimal run (schema version 1)."""
+    return as_run({"schema_version": 1, "run_id": "20261126T120000Z",
+                   "created_utc": "2026-11-26T12:00:00+00:00", "harness": {"version": "0.1.0"},
+                   "variants": [variant]}).variants[0]
 
 
 def test_history_entries_are_classified_by_instruction():
@@ -23,16 +30,17 @@ def test_history_entries_are_classified_by_instruction():
 
 def test_composition_adds_up_to_the_image_size():
     variant = {
-        "status": "ok",
-        "froms": [{"final": True, "size_bytes": 1000, "requested": "node:20"}],
-        "image": {"size_bytes": 1600, "history": [
+        "name": "v", "label": "V", "dockerfile": "v.Dockerfile", "status": "ok",
+        "froms": [{"stage": 0, "from_line": 1, "written": "node:20", "final": True,
+                   "size_bytes": 1000, "requested": "node:20"}],
+        "image": {"id": "sha256:" + "0" * 64, "size_bytes": 1600, "layer_count": 4, "history": [
             {"created_by": "base layer", "size_bytes": 1000},
             {"created_by": "/bin/sh -c npm ci", "size_bytes": 450},
             {"created_by": "/bin/sh -c #(nop) COPY dir:ab in ./dist ", "size_bytes": 100},
             {"created_by": "/bin/sh -c #(nop) COPY multi:cd in ./ ", "size_bytes": 50},
         ]},
     }
-    parts = charts.composition_bytes(variant)
+    parts = charts.composition_bytes(_typed(variant))
     assert parts == {"base image": 1000, "dependencies": 450, "application": 100, "other": 50}
     assert sum(parts.values()) == 1600
 
@@ -40,7 +48,7 @@ def test_composition_adds_up_to_the_image_size():
 def test_report_writes_every_chart_as_png_and_svg(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "run", run)
-    written = report.write_report(results.load(run), run)
+    written = writer.write_outputs(results.load(run), run)
     names = sorted(p.name for p in written.charts)
     assert names == sorted(f"{n}.{ext}" for n in ("sizes", "composition", "build_times")
                            for ext in ("png", "svg"))

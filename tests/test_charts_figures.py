@@ -7,8 +7,9 @@ import copy
 
 from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
-from records import make_record, make_variant
+from records import as_run, make_record, make_variant
 
+from harness.model import VariantResult
 from harness.report import charts
 from harness.track import compare
 
@@ -22,10 +23,19 @@ def _history(*entries: tuple[str | None, int, str]) -> list[dict]:
 
 def _variant(history: list[dict], *, size: int, layers: int, base_layers: int = 2,
              base_size: int = 1000, base_id: str | None = BASE_ID) -> dict:
-    return {"name": "v", "status": "ok",
-            "froms": [{"final": True, "kind": "image", "requested": "node:20-alpine",
+    return {"name": "v", "label": "V", "dockerfile": "v.Dockerfile", "status": "ok",
+            "froms": [{"stage": 0, "from_line": 1, "written": "node:20-alpine",
+                       "final": True, "kind": "image", "requested": "node:20-alpine",
                        "image_id": base_id, "size_bytes": base_size, "layer_count": base_layers}],
-            "image": {"size_bytes": size, "layer_count": layers, "history": history}}
+            "image": {"id": "sha256:" + "0" * 64, "size_bytes": size, "layer_count": layers,
+                      "history": history}}
+
+
+def _typed(variant: dict) -> VariantResult:
+    """A bare variant record as the model reads it, inside a minimal run (schema version 1)."""
+    return as_run({"schema_version": 1, "run_id": "20261126T120000Z",
+                   "created_utc": "2026-11-26T12:00:00+00:00", "harness": {"version": "0.1.0"},
+                   "variants": [variant]}).variants[0]
 
 
 # A classic-builder history: the base's entries (its top named by the base's id), then ours.
@@ -55,31 +65,32 @@ def test_classify_reads_classic_and_buildkit_instructions():
 
 
 def test_composition_finds_the_base_by_its_image_id():
-    parts = charts.composition_bytes(_variant(HISTORY, size=1600, layers=6))
+    parts = charts.composition_bytes(_typed(_variant(HISTORY, size=1600, layers=6)))
     assert parts == EXPECTED
 
 
 def test_composition_counts_base_layers_when_every_layer_has_bytes():
     history = [dict(e, id="<missing>") for e in HISTORY if e["size_bytes"]]  # no ids, no empty layers
     variant = _variant(history, size=1600, layers=5, base_size=999_999)  # a size that would mislead
-    parts = charts.composition_bytes(variant)
+    parts = charts.composition_bytes(_typed(variant))
     assert parts["dependencies"] == 500 and parts["application"] == 70 and parts["other"] == 30
 
 
 def test_composition_falls_back_to_the_base_size():
     history = [dict(e, id="<missing>") for e in HISTORY]  # an empty WORKDIR layer: counts mislead
-    parts = charts.composition_bytes(_variant(history, size=1600, layers=6, base_id=None))
+    parts = charts.composition_bytes(_typed(_variant(history, size=1600, layers=6, base_id=None)))
     assert parts == EXPECTED
 
 
 def test_composition_follows_from_stage_and_prefers_the_attribution():
     variant = _variant(HISTORY, size=1600, layers=6)
     variant["froms"] = [dict(variant["froms"][0], final=False, stage_name="base"),
-                        {"final": True, "kind": "stage", "requested": "base", "stage_name": "runner"}]
-    assert charts.composition_bytes(variant) == EXPECTED
-    variant["layers"] = {"attribution": {"base_bytes": 1, "dependencies_bytes": 2,
-                                         "app_bytes": 3, "other_bytes": 4}}
-    assert charts.composition_bytes(variant) == {"base image": 1, "dependencies": 2,
+                        {"stage": 1, "from_line": 8, "written": "base", "final": True,
+                         "kind": "stage", "requested": "base", "stage_name": "runner"}]
+    assert charts.composition_bytes(_typed(variant)) == EXPECTED
+    variant["attribution"] = {"split": {"base_bytes": 1, "dependencies_bytes": 2,
+                                        "app_bytes": 3, "other_bytes": 4}}
+    assert charts.composition_bytes(_typed(variant)) == {"base image": 1, "dependencies": 2,
                                                  "application": 3, "other": 4}
 
 
@@ -92,7 +103,7 @@ def test_sizes_draws_compressed_bars_only_where_measured():
         make_variant("single", size=1_000_000_000, standin=True),
         make_variant("multi", size=150_000_000),
         make_variant("broken", status="failed")])
-    fig = charts.sizes(record)
+    fig = charts.sizes(as_run(record))
     ax = fig.axes[0]
     assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 2  # one bar per built variant
     assert _hatched(ax) == 1  # the stand-in
@@ -104,14 +115,14 @@ def test_sizes_draws_compressed_bars_only_where_measured():
     measured = copy.deepcopy(record)
     measured["variants"][0]["image"]["compressed_size_bytes"] = 400_000_000
     measured["variants"][1]["compressed"] = {"registry_bytes": 50_000_000}
-    ax = charts.sizes(measured).axes[0]
+    ax = charts.sizes(as_run(measured)).axes[0]
     assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 4
     assert "50 MB compressed   −88% vs first" in " ".join(t.get_text() for t in ax.texts)
 
 
 def test_build_times_reads_scenarios_and_draws_a_panel_per_builder():
     record = make_record("20261126T120000Z", [make_variant("a"), make_variant("b")])
-    fig = charts.build_times(record)
+    fig = charts.build_times(as_run(record))
     assert len(fig.axes) == 1
     assert "seconds" in fig.axes[0].get_xlabel()
     dots = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
@@ -121,12 +132,12 @@ def test_build_times_reads_scenarios_and_draws_a_panel_per_builder():
         v["build"]["scenarios"] = {"cold": {"samples_seconds": [60.0, 61.0], "warmup_seconds": [70.0]},
                                    "warm": {"samples_seconds": [2.0, 2.1, 2.2], "warmup_seconds": []}}
     record["variants"][1]["builder"] = "buildkit"
-    series = charts.build_series(record)
-    assert [(s["variant"], s["builder"], s["scenario"]) for s in series] == [
+    series = charts.build_series(as_run(record))
+    assert [(s.variant, s.builder, s.scenario) for s in series] == [
         ("a", "classic", "cold"), ("a", "classic", "warm"),
         ("b", "buildkit", "cold"), ("b", "buildkit", "warm")]
-    assert series[0]["warmup"] == [70.0]
-    fig = charts.build_times(record)
+    assert series[0].warmup == [70.0]
+    fig = charts.build_times(as_run(record))
     assert len(fig.axes) == 2  # one panel per builder
     assert "log scale" in fig.axes[-1].get_xlabel()
     assert {t.get_text() for t in fig.axes[0].get_yticklabels()} == {"A — cold", "A — warm"}
@@ -156,25 +167,25 @@ def test_charts_read_the_runners_full_record():
 
     record = make_full_record()
     # composition: the attribution's split where every part is known, else the history
-    three = record["variants"][1]
+    three = as_run(record).variants[1]
     assert charts.composition_bytes(three) == {"base image": 40_000_000, "dependencies": 5_000_000,
                                                "application": 300_000, "other": 1_700_000}
-    partial = copy.deepcopy(three)
-    partial["attribution"]["split"]["app_bytes"] = None  # contents unknown: not a usable split
-    assert charts.composition_bytes(partial) != charts.composition_bytes(three)
+    partial = copy.deepcopy(record)
+    partial["variants"][1]["attribution"]["split"]["app_bytes"] = None  # contents unknown: not a usable split
+    assert charts.composition_bytes(as_run(partial).variants[1]) != charts.composition_bytes(three)
     # failed at runtime: its image was built and measured, so it is drawn
-    ax = charts.sizes(record).axes[0]
+    ax = charts.sizes(as_run(record)).axes[0]
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "115 MB   −91% vs first   (failed at runtime)" in texts
     assert "build failed: COPY failed" in texts
     # build times: every builder's scenarios, the failed builder left out
-    series = charts.build_series(record)
-    keys = {(s["variant"], s["builder"], s["scenario"]) for s in series}
+    series = charts.build_series(as_run(record))
+    keys = {(s.variant, s.builder, s.scenario) for s in series}
     assert ("three-stage", "buildkit", "source-change") in keys
     assert ("distroless", "classic", "cold") in keys
     assert not any(v == "single" and b == "buildkit" for v, b, _ in keys)
     assert ("three-stage", "buildkit", "dependency-change") not in keys  # skipped
     assert ("distroless", "classic", "no-change") not in keys  # failed
-    fig = charts.build_times(record)
+    fig = charts.build_times(as_run(record))
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("buildkit builder")
     assert any("source-change: cache, one source file edited" in t.get_text() for t in fig.texts)

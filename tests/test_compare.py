@@ -6,6 +6,9 @@ import math
 import pytest
 from records import make_record, make_variant
 
+from harness import migrations
+from harness.errors import HarnessError
+from harness.model import Run
 from harness.track import compare
 from harness.track.compare import (
     APART,
@@ -20,10 +23,14 @@ from harness.track.compare import (
     to_json,
     to_markdown,
 )
-from harness.errors import HarnessError
 
 FAST = (60.0, 61.0, 59.0, 60.5, 59.5)
 SLOW = (75.0, 76.0, 74.0, 75.5, 74.5)
+
+
+def typed(record: dict) -> Run:
+    """The typed run of a tests/records.py dict, as the code under test takes it."""
+    return Run.from_json(migrations.migrate(record))
 
 
 # Mann-Whitney U, against values computed by hand ------------------------------------------
@@ -122,7 +129,7 @@ def _table_rows(md: str) -> dict[str, str]:
 
 def test_markdown_has_one_row_per_variant_and_the_right_arrows():
     before, after = _two_runs()
-    md = to_markdown(compare.compare(before, after))
+    md = to_markdown(compare.compare(typed(before), typed(after)))
     assert md.splitlines()[0] == "### Image comparison: `20240101T000000Z` → `20240102T000000Z`"
     rows = _table_rows(md)
     assert list(rows) == ["grows", "shrinks", "same", "new", "dropped"]
@@ -138,16 +145,16 @@ def test_markdown_has_one_row_per_variant_and_the_right_arrows():
 
 def test_rows_carry_exact_figures_and_causes():
     before, after = _two_runs()
-    grows = compare.compare(before, after)[0]
+    grows = compare.compare(typed(before), typed(after))[0]
     assert grows.pair("size_bytes") == (150_000_000, 155_000_000)
     assert grows.causes == ("base image node:20-alpine changed (bbbbbbbbbbbb → ffffffffffff)",)
     assert [t.verdict for t in grows.times] == [SAME]
-    assert compare.compare(before, after)[2].changed is False
+    assert compare.compare(typed(before), typed(after))[2].changed is False
 
 
 def test_json_and_csv_have_a_row_per_variant():
     before, after = _two_runs()
-    rows = compare.compare(before, after)
+    rows = compare.compare(typed(before), typed(after))
     data = json.loads(to_json(rows))
     assert (data["baseline"], data["current"]) == ("20240101T000000Z", "20240102T000000Z")
     grows = data["rows"][0]
@@ -163,21 +170,21 @@ def test_json_and_csv_have_a_row_per_variant():
 def test_a_significant_slowdown_shows_in_markdown():
     before = make_record("20240101T000000Z", [make_variant("v", samples=FAST)])
     after = make_record("20240102T000000Z", [make_variant("v", samples=SLOW)])
-    row = _table_rows(to_markdown(compare.compare(before, after)))["v"]
+    row = _table_rows(to_markdown(compare.compare(typed(before), typed(after))))["v"]
     assert "↑ +25.0% (slower, p=0.0079)" in row
 
 
 def test_build_times_of_different_machines_are_not_compared():
     before = make_record("20240101T000000Z", [make_variant("v", samples=FAST)], hostname="a")
     after = make_record("20240102T000000Z", [make_variant("v", samples=SLOW)], hostname="b")
-    (t,) = compare.compare(before, after)[0].times
+    (t,) = compare.compare(typed(before), typed(after))[0].times
     assert t.verdict == APART and t.note == "different machines (a, b)"
 
 
 def test_failed_variant_is_marked():
     before = make_record("20240101T000000Z", [make_variant("v")])
     after = make_record("20240102T000000Z", [make_variant("v", status="failed")])
-    assert "**now fails**" in _table_rows(to_markdown(compare.compare(before, after)))["v"]
+    assert "**now fails**" in _table_rows(to_markdown(compare.compare(typed(before), typed(after))))["v"]
 
 
 def test_compare_two_variants_of_one_run():
@@ -185,19 +192,22 @@ def test_compare_two_variants_of_one_run():
         make_variant("single", size=1_100_000_000, layers=12, base="node:20", dockerfile_sha="1" * 64),
         make_variant("multi", size=180_000_000, layers=9, dockerfile_sha="2" * 64),
     ])
-    (row,) = compare_variants(record, "single", "multi")
+    (row,) = compare_variants(typed(record), "single", "multi")
     assert row.variant == "single → multi"
     assert row.pair("size_bytes") == (1_100_000_000, 180_000_000)
     assert "FROM node:20 removed" in row.causes and "Dockerfile changed" in row.causes
     assert "`20240101T000000Z single` → `20240101T000000Z multi`" in to_markdown([row])
     with pytest.raises(HarnessError, match="no variant.*nope"):
-        compare_variants(record, "single", "nope")
+        compare_variants(typed(record), "single", "nope")
 
 
 def test_scenarios_are_read_when_the_record_has_them():
     v = make_variant("v")
-    v["build"]["scenarios"] = {"cold": {"samples_seconds": [60.0, 61.0]}, "warm": [5.0, 5.1]}
-    f = compare.facts(make_record("20240101T000000Z", [v]), v)
+    # (a bare list of samples per scenario, which no runner wrote, does not fit the model)
+    v["build"]["scenarios"] = {"cold": {"samples_seconds": [60.0, 61.0]},
+                               "warm": {"samples_seconds": [5.0, 5.1]}}
+    run = typed(make_record("20240101T000000Z", [v]))
+    f = compare.facts(run, run.variants[0])
     assert f.build_samples == {"cold": [60.0, 61.0], "warm": [5.0, 5.1]}
 
 

@@ -2,6 +2,8 @@ import json
 
 from records import make_record, make_variant
 
+from harness import migrations
+from harness.model import Run
 from harness.track import history
 from harness.track.history import (
     append_run,
@@ -16,10 +18,15 @@ FAST = (60.0, 61.0, 59.0, 60.5, 59.5)
 SLOW = (75.0, 76.0, 74.0, 75.5, 74.5)
 
 
+def typed(record: dict) -> Run:
+    """The typed run of a tests/records.py dict, as the code under test takes it."""
+    return Run.from_json(migrations.migrate(record))
+
+
 def _history(tmp_path, *records):
     path = tmp_path / "history.jsonl"
     for r in records:
-        append_run(path, r)
+        append_run(path, typed(r))
     return path
 
 
@@ -96,9 +103,9 @@ def test_append_is_idempotent_and_only_appends(tmp_path):
     day1 = make_record(DAY1, [make_variant("a"), make_variant("b")])
     path = _history(tmp_path, day1)
     first = path.read_bytes()
-    assert append_run(path, day1) == 0
+    assert append_run(path, typed(day1)) == 0
     assert path.read_bytes() == first
-    assert append_run(path, make_record(DAY2, [make_variant("a")])) == 1
+    assert append_run(path, typed(make_record(DAY2, [make_variant("a")]))) == 1
     assert path.read_bytes().startswith(first)
     line = json.loads(path.read_text().splitlines()[0])
     assert line["schema_version"] == history.SCHEMA_VERSION
@@ -114,7 +121,7 @@ def test_truncated_line_and_unknown_schema_are_reported_and_skipped(tmp_path):
         fh.write(json.dumps(future) + "\n")
         fh.write('{"schema_version": 1, "run_id": "2024')  # a writer that crashed
     # the next append starts on a fresh line: the fragment stays one reported line
-    assert append_run(path, make_record(DAY2, [make_variant("v", size=120)])) == 1
+    assert append_run(path, typed(make_record(DAY2, [make_variant("v", size=120)]))) == 1
 
     entries, problems = read_history(path)
     assert [e.run_id for e in entries] == [DAY1, DAY2]
@@ -129,8 +136,8 @@ def test_truncated_line_and_unknown_schema_are_reported_and_skipped(tmp_path):
 
 def test_malformed_lines_never_raise(tmp_path):
     path = tmp_path / "history.jsonl"
-    good = history.history_line(history.compare.facts(
-        make_record(DAY1, [make_variant("v")]), make_variant("v")))
+    run = typed(make_record(DAY1, [make_variant("v")]))
+    good = history.history_line(history.compare.facts(run, run.variants[0]))
     bad_size = json.loads(good) | {"size_bytes": "big", "run_id": "r2"}
     no_zone = json.loads(good) | {"created_utc": "2024-01-01T00:00:00", "run_id": "r3"}
     path.write_bytes(b"\n".join([good.encode(), good.encode(), b"[1, 2]", b"\xff\xfe",

@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 from conftest import FIXTURES, ROOT, require
-from records import make_full_record
+from records import as_run, make_full_record
 
-from harness.report import build_tables
-from harness.track import history
-from harness.report import html as html_report
 from harness import store as results
+from harness.report import build_tables, writer
+from harness.report import html as html_report
+from harness.track import history
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -73,7 +73,7 @@ def test_page_is_self_contained_and_escaped(tmp_path):
     broken = hostile["variants"][2]
     broken["label"] = "<script>alert('label')</script>"
     broken["log_tail"] = ["Step 3/7 : COPY dist ./dist", "<b>COPY failed</b> & more"]
-    page = html_report.render(hostile, run, images={})
+    page = html_report.render(as_run(hostile), run, images={})
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#x27;label&#x27;)&lt;/script&gt;" in page
     assert "&lt;b&gt;COPY failed&lt;/b&gt; &amp; more" in page
@@ -94,7 +94,7 @@ def test_page_opens_in_chromium_with_every_image_and_one_row_per_variant(tmp_pat
     browser = _chromium()
     require(browser is not None, "needs Debian's chromium (apt-get install -y chromium)")
     run, record = _run_dir(tmp_path)
-    page = html_report.write(record, run)
+    page = writer.write_outputs(as_run(record), run)
     assert page.html == run / "index.html"
     assert sorted(p.name for p in page.charts) == sorted(
         f"{n}.{ext}" for n in ("sizes", "composition", "build_times", "trends") for ext in ("png", "svg"))
@@ -138,14 +138,14 @@ def _cells(row: str) -> list[str]:
 
 def test_full_record_page_has_every_section_with_its_figures():
     record = make_full_record()
-    page = html_report.render(record, None, images={})
+    page = html_report.render(as_run(record), None, images={})
     assert f'content="{html_report.CSP}"' in page
     for anchor in ("build-times-section", "context-section", "shipping-section",
                    "runtime-section", "contents", "security-section", "bytes-section"):
         assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page, anchor
     # build times: one row per variant x builder x scenario, the noisy ones highlighted
     rows = _table_rows(page, "build-times")
-    assert len(rows) == len(build_tables.build_rows(record)) == 22
+    assert len(rows) == len(build_tables.build_rows(as_run(record))) == 22
     noisy = [_cells(r)[:3] for r in rows if 'class="noisy"' in r]
     assert noisy == [["Single stage (node:20)*", "classic", "no-change"],
                      ["Three stage (alpine)", "buildkit", "source-change"]]
@@ -189,7 +189,7 @@ def test_full_record_page_escapes_what_the_containers_said():
     record["variants"][1]["attribution"]["layers"][7]["instruction"] = "RUN echo '<iframe>'"
     record["runtime_comparison"] = {"reference": "single", "same": [], "not_serving": ["distroless"],
                                     "different": [{"name": "three-stage", "reason": f"body: {hostile}"}]}
-    page = html_report.render(record, None, images={})
+    page = html_report.render(as_run(record), None, images={})
     for raw in ("<script>alert(", "<img src=x", "text/html<b>", "<iframe>"):
         assert raw not in page, raw
     assert "&lt;/td&gt;&lt;script&gt;alert(&#x27;body&#x27;)&lt;/script&gt;" in page
@@ -205,7 +205,7 @@ def test_full_record_page_opens_in_chromium(tmp_path):
     record = make_full_record()
     run = tmp_path / "results" / record["run_id"]
     run.mkdir(parents=True)
-    page = html_report.write(record, run, history_entries=[])
+    page = writer.write_outputs(as_run(record), run, history=[])
     dom = _browse(browser, tmp_path, page.html.resolve().as_uri(), "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body([^>]*)>", dom.stdout)

@@ -141,3 +141,16 @@ def test_the_documented_pandas_columns_exist(tmp_path, monkeypatch):
     columns = set(scope["df"].columns)
     missing = [c for c in documented if c not in columns and not c.startswith("extra_builds")]
     assert not missing, missing
+
+
+def test_early_version_1_shapes_are_read():
+    """Two shapes the old readers tolerated: the split under `layers.attribution` and a
+    scenario stored as a bare list of seconds."""
+    raw = _v1("run")
+    v = raw["variants"][0]
+    v.pop("attribution", None)
+    v["layers"] = {"attribution": {"base_bytes": 10, "dependencies_bytes": 20}}
+    v["build"]["scenarios"] = {"warm": [5.0, 5.1]}
+    run = model.Run.from_json(migrations.migrate(raw))
+    assert run.variants[0].attribution.split.dependencies_bytes == 20
+    assert run.variants[0].build.scenarios["warm"].samples_seconds == [5.0, 5.1]

@@ -8,27 +8,25 @@ from io import StringIO
 import pandas as pd
 import pytest
 from conftest import FIXTURES
-from records import make_full_record, make_record, make_variant
+from records import as_run, make_full_record, make_record, make_variant
 
-from harness.report import build_tables
-from harness.report import formatting
-from harness.report import image_tables
-from harness.report import markdown as report
 from harness import store as results
 from harness.errors import HarnessError
+from harness.report import build_tables, image_tables, units, writer
+from harness.report import markdown as report
 
 
 @pytest.fixture
 def record():
-    return results.load(FIXTURES / "run")
+    return results.load_run(FIXTURES / "run")
 
 
 def test_human_size_is_si_like_docker_images():
-    assert formatting.human_size(1_240_000_000) == "1.24 GB"
-    assert formatting.human_size(182_000_000) == "182 MB"
-    assert formatting.human_size(999) == "999 B"
-    assert formatting.human_size(1000) == "1 kB"
-    assert formatting.human_size(None) == "–"
+    assert units.human_size(1_240_000_000) == "1.24 GB"
+    assert units.human_size(182_000_000) == "182 MB"
+    assert units.human_size(999) == "999 B"
+    assert units.human_size(1000) == "1 kB"
+    assert units.human_size(None) == "–"
 
 
 def test_table_has_one_row_per_variant_in_order(record):
@@ -63,10 +61,10 @@ def test_csv_has_raw_numbers(record):
 def test_report_files_regenerate_identically(record, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "run", run)
-    first = report.write_report(results.load(run), run)
+    first = writer.write_outputs(results.load(run), run)
     table = first.table.read_text()
     assert first.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    report.write_report(results.load(run), run)
+    writer.write_outputs(results.load(run), run)
     assert first.table.read_text() == table
 
 
@@ -99,7 +97,7 @@ def rows_of(table: list[dict], label: str) -> list[dict]:
 
 
 def test_build_statistics_are_computed_from_the_raw_samples(full):
-    rows = {(r.name, r.builder, r.scenario): r for r in build_tables.build_rows(full)}
+    rows = {(r.name, r.builder, r.scenario): r for r in build_tables.build_rows(as_run(full))}
     deps = rows[("three-stage", "classic", "dependency-change")]
     s = deps.summary
     assert deps.samples == (10.0, 11.0, 12.0, 30.0)
@@ -110,7 +108,7 @@ def test_build_statistics_are_computed_from_the_raw_samples(full):
     # the stored statistics said median 999: the report recomputes
     assert rows[("three-stage", "classic", "source-change")].summary.median == 12.3
 
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     table = md_table(lines, "Variant                 | Builder")
     row = next(r for r in rows_of(table, "Three stage (alpine)")
                if (r["Builder"], r["Scenario"]) == ("classic", "dependency-change"))
@@ -126,7 +124,7 @@ def test_build_statistics_are_computed_from_the_raw_samples(full):
 
 
 def test_every_builder_and_scenario_has_a_row_with_the_builder_named(full):
-    table = md_table(report.markdown_lines(full), "Variant                 | Builder")
+    table = md_table(report.markdown_lines(as_run(full)), "Variant                 | Builder")
     three = [(r["Builder"], r["Scenario"]) for r in rows_of(table, "Three stage (alpine)")]
     assert three == [("classic", "cold"), ("buildkit", "cold"), ("classic", "no-change"),
                      ("buildkit", "no-change"), ("classic", "source-change"),
@@ -145,22 +143,22 @@ def test_every_builder_and_scenario_has_a_row_with_the_builder_named(full):
 
 
 def test_spread_warning_appears_exactly_for_the_noisy_rows(full):
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     warned = [line for line in lines if build_tables.SPREAD_WARNING in line]
     assert warned == [
         ("- `single`* (classic, no-change): MAD 0.50 s is 33 % of the median 1.50 s (n=3) — "
          "spread above 10 % of the median: add repetitions with --repeat."),
         ("- `three-stage` (buildkit, source-change): MAD 1.00 s is 20 % of the median 5.00 s "
          "(n=3) — spread above 10 % of the median: add repetitions with --repeat.")]
-    assert [(r.name, r.builder, r.scenario) for r in build_tables.build_rows(full) if r.noisy] == [
+    assert [(r.name, r.builder, r.scenario) for r in build_tables.build_rows(as_run(full)) if r.noisy] == [
         ("single", "classic", "no-change"), ("three-stage", "buildkit", "source-change")]
     quiet = copy.deepcopy(full)
     quiet["variants"][0]["build"]["scenarios"]["no-change"]["samples_seconds"] = [1.5, 1.55, 1.6]
-    assert len([line for line in report.markdown_lines(quiet) if build_tables.SPREAD_WARNING in line]) == 1
+    assert len([line for line in report.markdown_lines(as_run(quiet)) if build_tables.SPREAD_WARNING in line]) == 1
 
 
 def test_what_the_cache_buys_per_variant_and_builder(full):
-    text = "\n".join(report.markdown_lines(full))
+    text = "\n".join(report.markdown_lines(as_run(full)))
     assert ("- `three-stage` (classic): source change rebuilt 4 of 9 steps, 12.3 s ± 0.30 s vs "
             "46.0 s ± 1.00 s cold (−73 %); dependency change rebuilt 6 of 9 steps, 11.5 s ± 1.00 s "
             "vs 46.0 s ± 1.00 s cold (−75 %); no change rebuilt 0 of 9 steps, 2.10 s ± 0.10 s vs "
@@ -175,18 +173,18 @@ def test_what_the_cache_buys_per_variant_and_builder(full):
     build = primed["variants"][1]["build"]
     del build["scenarios"]["cold"]
     build.update(primed=True, samples_seconds=[])
-    lines = build_tables.cache_lines(primed)
+    lines = build_tables.cache_lines(as_run(primed))
     line = next(x for x in lines if x.startswith("- `three-stage` (classic)"))
     assert line.endswith("(no cold build to compare with: not run: the cache was primed by one "
                          "untimed build).")
     assert "source change rebuilt 4 of 9 steps, 12.3 s ± 0.30 s;" in line
-    cold = next(r for r in build_tables.build_rows(primed)
+    cold = next(r for r in build_tables.build_rows(as_run(primed))
                 if (r.name, r.builder, r.scenario) == ("three-stage", "classic", "cold"))
     assert cold.state == "skipped"
 
 
 def test_build_context_and_what_dockerignore_saves(full):
-    table = md_table(report.markdown_lines(full), "Variant                 | Sent")
+    table = md_table(report.markdown_lines(as_run(full)), "Variant                 | Sent")
     assert rows_of(table, "Three stage (alpine)") == [{
         "Variant": "Three stage (alpine)", "Sent (after .dockerignore)": "41 kB", "Files sent": "12",
         "Packed in": "12 ms", "Without .dockerignore": "182 MB", "Files without": "9,512",
@@ -195,7 +193,7 @@ def test_build_context_and_what_dockerignore_saves(full):
 
 
 def test_shipping_exact_beside_estimate_and_honest_pulls(full):
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     table = md_table(lines, "Variant                 | Compressed")
     single, three, distroless = table
     assert (single["Compressed (registry, exact)"], single["Estimate (gzip -6)"],
@@ -213,7 +211,7 @@ def test_shipping_exact_beside_estimate_and_honest_pulls(full):
 
 
 def test_runtime_states_plainly_who_serves_the_same_get_root(full):
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     text = "\n".join(lines)
     assert "2 of 3 variants serve the same GET / as the reference `single`*:" in lines
     assert ("- `distroless` does not serve: no 200 from /healthz within 30 s (the container "
@@ -242,14 +240,14 @@ def test_runtime_states_plainly_who_serves_the_same_get_root(full):
                                   "same": ["single", "three-stage", "distroless"],
                                   "different": [], "not_serving": []}
     assert ("All 3 variants serve the same GET / (status, content type and body, compared "
-            "with `single`*).") in report.markdown_lines(same)
+            "with `single`*).") in report.markdown_lines(as_run(same))
 
     differ = copy.deepcopy(same)
     differ["runtime_comparison"] = {"reference": "single", "same": ["single", "three-stage"],
                                     "different": [{"name": "distroless",
                                                    "reason": "JSON body differs in hello"}],
                                     "not_serving": []}
-    lines = report.markdown_lines(differ)
+    lines = report.markdown_lines(as_run(differ))
     assert "2 of 3 variants serve the same GET / as the reference `single`*:" in lines
     assert "- `distroless` serves a different GET /: JSON body differs in hello" in lines
     assert md_table(lines, "Variant                 | Status")[2]["Same GET / as the reference"] == \
@@ -259,13 +257,13 @@ def test_runtime_states_plainly_who_serves_the_same_get_root(full):
     nobody["variants"][0]["runtime"].update(status="failed", error="exited with 1")
     nobody["runtime_comparison"] = {"reference": None, "same": [], "different": [],
                                     "not_serving": ["single", "three-stage", "distroless"]}
-    lines = report.markdown_lines(nobody)
+    lines = report.markdown_lines(as_run(nobody))
     assert "None of the 3 variants started serves GET /:" in lines
     assert "- `single`* does not serve: exited with 1" in lines
 
 
 def test_security_posture_in_table_csv(full):
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     table = md_table(lines, "Approach                | Runs as")
     assert table[:3] == [
         {"Approach": "Single stage (node:20)*", "Runs as": "root", "Shell": "yes",
@@ -274,7 +272,7 @@ def test_security_posture_in_table_csv(full):
          "Package managers": "apk", "OS packages": "15 (apk)", "Setuid files": "0"},
         {"Approach": "Distroless", "Runs as": "nonroot", "Shell": "no",
          "Package managers": "none", "OS packages": "14 (dpkg)", "Setuid files": "0"}]
-    df = pd.read_csv(StringIO(report.csv_text(full)))
+    df = pd.read_csv(StringIO(report.csv_text(as_run(full))))
     assert list(df["user"].fillna("")) == ["", "node", "nonroot", ""]
     assert list(df["has_shell"][:3]) == [True, True, False]
     assert list(df["package_managers"][:3]) == ["dpkg, apt, npm, yarn", "apk", "none"]
@@ -283,14 +281,14 @@ def test_security_posture_in_table_csv(full):
 
 
 def test_where_the_bytes_go(full):
-    table = md_table(report.markdown_lines(full), "Variant                 | Base image")
+    table = md_table(report.markdown_lines(as_run(full)), "Variant                 | Base image")
     assert rows_of(table, "Three stage (alpine)") == [{
         "Variant": "Three stage (alpine)", "Base image": "40 MB",
         "Dependencies (node_modules)": "5 MB", "App": "300 kB", "Other": "1.7 MB",
         "Above the base": "7 MB", "History entries": "14", "Layers": "8", "Empty entries": "6",
         "By stage (above the base)": "runner 1.7 MB, deps 5 MB, build 300 kB"}]
     assert set(rows_of(table, "Distroless")[0].values()) == {"Distroless", "–"}
-    layers = image_tables.layer_table(full["variants"][1])
+    layers = image_tables.layer_table(as_run(full).variants[1])
     assert len(layers) == 8
     copy_deps = layers.iloc[5].to_dict()
     assert copy_deps == {"#": "5", "Source": "instruction",
@@ -301,7 +299,7 @@ def test_where_the_bytes_go(full):
 
 
 def test_standin_mark_on_every_table_of_a_variants_figures(full):
-    lines = report.markdown_lines(full)
+    lines = report.markdown_lines(as_run(full))
     for header in ("Variant                 | Builder", "Variant                 | Sent",
                    "Variant                 | Compressed", "Variant                 | Status",
                    "Approach                | Compressed", "Approach                | Runs as",
@@ -312,7 +310,7 @@ def test_standin_mark_on_every_table_of_a_variants_figures(full):
 
 
 def test_results_csv_gains_the_single_valued_figures(full):
-    df = pd.read_csv(StringIO(report.csv_text(full)))
+    df = pd.read_csv(StringIO(report.csv_text(as_run(full))))
     assert list(df["name"]) == ["single", "three-stage", "distroless", "broken"]
     single, three, distroless = (df.iloc[i] for i in range(3))
     assert single["compressed_size_bytes"] == 400_000_000 and three["compressed_size_bytes"] == 45_000_000
@@ -337,11 +335,11 @@ def test_results_csv_gains_the_single_valued_figures(full):
 
 
 def test_build_times_csv_has_every_builder_and_scenario_with_its_samples(full, tmp_path):
-    written = report.write_report(full, tmp_path)
+    written = writer.write_outputs(as_run(full), tmp_path)
     assert written.build_times_csv == tmp_path / "build_times.csv"
     df = pd.read_csv(written.build_times_csv, dtype={
         "outlier_indices": str, "samples_seconds": str, "warmup_seconds": str})
-    assert len(df) == len(build_tables.build_rows(full)) == 22
+    assert len(df) == len(build_tables.build_rows(as_run(full))) == 22
     assert set(df["builder"]) == {"classic", "buildkit"}
     deps = df[(df["variant"] == "three-stage") & (df["builder"] == "classic")
               & (df["scenario"] == "dependency-change")].iloc[0]
@@ -377,11 +375,17 @@ def test_old_records_still_render_with_dashes(record):
     assert df["cold_seconds_median"].tolist()[:2] == [62.0, 30.0]
     assert df["compressed_size_bytes"].isna().all() and df["runtime_status"].isna().all()
     old = make_record("20240101T000000Z", [make_variant("a", samples=(10, 11, 12, 30))])
-    assert build_tables.build_rows(old)[0].summary.outliers == (3,)
-    assert "| A " in report.markdown_lines(old)[0]
+    assert build_tables.build_rows(as_run(old))[0].summary.outliers == (3,)
+    assert "| A " in report.markdown_lines(as_run(old))[0]
 
 
 def test_markdown_cells_keep_pipes_and_line_breaks_inside(full):
     full["variants"][1]["label"] = "Three | stage\nalpine"
-    table = md_table(report.markdown_lines(full), "Approach")
+    table = md_table(report.markdown_lines(as_run(full)), "Approach")
     assert table[1]["Approach"] == "Three \\| stage alpine"
+
+
+def test_the_report_orders_scenarios_as_the_bench_runs_them():
+    from harness.bench import scenarios
+
+    assert build_tables.SCENARIOS == scenarios.ALL

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.report import markdown as report
-from harness.store import load
-
 from conftest import FIXTURES, ROOT, require
+
+from harness.report.writer import write_outputs
+from harness.store import load_run
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -83,7 +83,7 @@ def _results_dir(tmp_path: Path) -> Path:
     results = tmp_path / "results"
     shutil.copytree(FIXTURES / "run", results / "20261126T120000Z")
     run = results / "20261126T120000Z"
-    report.write_report(load(run), run)  # what `make bench` leaves behind
+    write_outputs(load_run(run), run)  # what `make bench` leaves behind
     (results / "latest").symlink_to("20261126T120000Z")
     (results / "history.jsonl").write_text('{"run_id": "night-1"}\n')
     return results

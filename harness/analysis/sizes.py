@@ -23,6 +23,12 @@ engine figure kept as `engine_size_bytes`, so attribution reads the same on ever
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.model import Engine
+
 GRAPH_DRIVERS = ("overlay2", "overlay", "aufs", "btrfs", "zfs", "vfs", "devicemapper", "fuse-overlayfs")
 
 STORE_NOTES = {
@@ -33,9 +39,17 @@ STORE_NOTES = {
 }
 
 
-def store_kind(engine: dict | None) -> str:
+def _facts(engine: Engine | dict | None) -> dict:
+    """The engine as harness.engine.describe writes it: the runner has that dict, the
+    reports the typed `model.Engine` of the same fields."""
+    if engine is None:
+        return {}
+    return dataclasses.asdict(engine) if dataclasses.is_dataclass(engine) else engine
+
+
+def store_kind(engine: Engine | dict | None) -> str:
     """graph (Docker's graph drivers), containerd (Docker's containerd image store) or podman."""
-    engine = engine or {}
+    engine = _facts(engine)
     product = str(engine.get("product") or "")
     if "podman" in product.lower() or "podman" in str(engine.get("os") or "").lower():
         return "podman"
@@ -84,9 +98,9 @@ def base_size(base: dict, layers: list[dict] | None) -> dict:
             "size_bytes": sum(layer["size_bytes"] for layer in layers[:count])}
 
 
-def engine_label(engine: dict | None) -> str:
+def engine_label(engine: Engine | dict | None) -> str:
     """Which engine and store a figure came from, in a few words."""
-    engine = engine or {}
+    engine = _facts(engine)
     kind = store_kind(engine)
     product = engine.get("product") or ("Podman" if kind == "podman" else "Docker Engine")
     store = {"graph": f"{engine.get('storage_driver') or '?'} store",
@@ -95,28 +109,7 @@ def engine_label(engine: dict | None) -> str:
     return f"{product} {engine.get('server_version') or '?'}, {store}"
 
 
-def size_lines(record: dict) -> list[str]:
-    """What "Final size" means and what this engine's own figures would have shown."""
-    engine = record.get("engine") or {}
-    kind = store_kind(engine)
-    lines = [("Final size: the bytes of the files in the image's layers, uncompressed, the same on "
-              "every engine (what `docker images` shows on Docker's overlay2 store), in SI units "
-              f"(1 MB = 1,000,000 bytes). Measured on {engine_label(engine)}.")]
-    images = [(v.get("label") or v.get("name"), v.get("image") or {}) for v in record.get("variants") or []]
-    differ = [(label, image) for label, image in images
-              if image.get("listed_size_bytes") not in (None, image.get("size_bytes"))]
-    if kind != "graph" or differ:
-        shown = ", ".join(f"{label} {_mb(image['listed_size_bytes'])} (final size {_mb(image['size_bytes'])})"
-                          for label, image in differ[:3])
-        lines.append(f"On this engine {STORE_NOTES[kind]}" + (f": {shown}." if shown else "."))
-    if any((v.get("image") or {}).get("size_basis", "layers") not in ("layers", "inspect")
-           for v in record.get("variants") or []):
-        lines.append("A size marked by its basis was not read from the layers (the layer analysis "
-                     "failed or was off): it is this engine's own figure.")
-    return lines
-
-
-def _mb(size: int | None) -> str:
+def mb(size: int | None) -> str:
     """SI units, three significant digits, as `docker images` prints them."""
     if size is None:
         return "?"

@@ -7,21 +7,20 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.report.formatting import (
-    as_dict,
-    as_lines,
+from harness.model import MEASURED, Build, Run, ScenarioSamples, VariantResult
+from harness.report.formatting import as_lines, section_lines, variant_cell, variant_ref
+from harness.report.units import (
     human_seconds,
     human_size,
-    percent,
-    section_lines,
+    share_percent,
     short_seconds,
     signed_percent,
-    variant_cell,
-    variant_ref,
 )
-from harness.store import MEASURED
-from harness.bench.scenarios import ALL as SCENARIOS
 from harness.stats import OUTLIER_Z, Summary, summarize
+
+# The scenarios in the order harness.bench.scenarios runs them (ALL there; a test keeps the
+# two equal): the report reads records and never imports the code that made them.
+SCENARIOS = ("cold", "no-change", "source-change", "dependency-change")
 
 SCENARIO_TEXT = {"cold": "cold", "no-change": "no change", "source-change": "source change",
                  "dependency-change": "dependency change"}
@@ -72,35 +71,58 @@ class BuildRow:
         return f"{self.ref} ({self.builder}, {self.scenario})"
 
 
-def builds(record: dict, variant: dict) -> list[tuple[str, bool, dict]]:
+def builds(run: Run, variant: VariantResult) -> list[tuple[str, bool, Build]]:
     """(builder, measured, build) for the builder whose image was measured, then every
     other builder the run used (`extra_builds`)."""
-    default = (record.get("settings") or {}).get("builder") or "classic"
     out = []
-    build = variant.get("build")
-    if isinstance(build, dict):
-        out.append((variant.get("builder") or build.get("builder") or default, True, build))
-    for key, extra in as_dict(variant.get("extra_builds")).items():
-        if isinstance(extra, dict):
-            out.append((extra.get("builder") or key, False, extra))
+    build = variant.build
+    if build is not None:
+        out.append((variant.builder or build.builder or _default_builder(run), True, build))
+    for key, extra in (variant.extra_builds or {}).items():
+        out.append((extra.builder or key, False, extra))
     return out
 
 
-def scenario_tables(record: dict, build: dict) -> dict[str, dict]:
-    """Scenario -> its table, cold first: `build.scenarios`, else (an older record) the
+def _default_builder(run: Run) -> str:
+    return run.settings.builder or "classic"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A scenario that was not timed, and why."""
+    reason: str
+
+
+# The runner records a skipped scenario (`{"skipped": reason}`), a failed scenario's log and
+# a primed cache; read by attribute so these work whether or not the model carries them yet.
+def _skipped(table: ScenarioSamples) -> str | None:
+    return getattr(table, "skipped", None)
+
+
+def _log_tail(table: ScenarioSamples) -> tuple[str, ...]:
+    return tuple(as_lines(getattr(table, "log_tail", None)))
+
+
+def _primed(build: Build) -> bool:
+    return bool(getattr(build, "primed", False))
+
+
+def scenario_tables(run: Run, build: Build) -> dict[str, ScenarioSamples | Skipped]:
+    """Scenario -> its samples, cold first: `build.scenarios`, else (an older record) the
     run's one scenario from `build.samples_seconds`."""
-    tables = build.get("scenarios")
-    if isinstance(tables, dict) and tables:
-        found = {name: t if isinstance(t, dict) else {"samples_seconds": list(t or [])}
-                 for name, t in tables.items()}
-    elif build.get("samples_seconds"):
-        name = (record.get("settings") or {}).get("scenario") or "cold"
-        found = {name: {k: build.get(k) for k in ("samples_seconds", "warmup_seconds",
-                                                  "steps_total", "steps_cached")}}
+    found: dict[str, ScenarioSamples | Skipped]
+    if build.scenarios:
+        found = {name: Skipped(str(_skipped(t) or "skipped")) if _skipped(t) is not None else t
+                 for name, t in build.scenarios.items()}
+    elif build.samples_seconds:
+        found = {run.settings.scenario or "cold": ScenarioSamples(
+            samples_seconds=list(build.samples_seconds),
+            warmup_seconds=list(build.warmup_seconds),
+            steps_total=build.steps_total, steps_cached=build.steps_cached)}
     else:
         found = {}
-    if build.get("primed") and "cold" not in found:
-        found = {"cold": {"skipped": "not run: the cache was primed by one untimed build"}, **found}
+    if _primed(build) and "cold" not in found:
+        found = {"cold": Skipped("not run: the cache was primed by one untimed build"), **found}
     return dict(sorted(found.items(), key=lambda kv: _scenario_rank(kv[0])))
 
 
@@ -108,58 +130,60 @@ def _scenario_rank(name: str) -> int:
     return SCENARIOS.index(name) if name in SCENARIOS else len(SCENARIOS)
 
 
-def _scenario_row(ident: dict, builder: str, primary: bool, scenario: str, table: dict) -> BuildRow:
-    if "skipped" in table:
-        return BuildRow(**ident, builder=builder, primary=primary, scenario=scenario,
-                        state="skipped", reason=str(table.get("skipped") or "skipped"))
-    if table.get("error"):
-        return BuildRow(**ident, builder=builder, primary=primary, scenario=scenario,
-                        state="error", reason=str(table["error"]),
-                        log_tail=tuple(as_lines(table.get("log_tail"))))
-    samples = tuple(float(x) for x in table.get("samples_seconds") or [])
-    total, cached = table.get("steps_total"), table.get("steps_cached")
-    rebuilt = table.get("steps_rebuilt")
+def _scenario_row(ident: dict, builder: str, primary: bool, scenario: str,
+                  table: ScenarioSamples | Skipped) -> BuildRow:
+    where = {**ident, "builder": builder, "primary": primary, "scenario": scenario}
+    if isinstance(table, Skipped):
+        return BuildRow(**where, state="skipped", reason=table.reason)
+    if table.error:
+        return BuildRow(**where, state="error", reason=str(table.error),
+                        log_tail=_log_tail(table))
+    samples = tuple(float(x) for x in table.samples_seconds)
+    total, cached = table.steps_total, table.steps_cached
+    rebuilt = table.steps_rebuilt
     if rebuilt is None and total is not None and cached is not None:
         rebuilt = total - cached
-    return BuildRow(**ident, builder=builder, primary=primary, scenario=scenario,
-                    state="ok" if samples else "skipped",
+    return BuildRow(**where, state="ok" if samples else "skipped",
                     reason=None if samples else "no samples recorded", samples=samples,
-                    warmup=tuple(float(x) for x in table.get("warmup_seconds") or []),
+                    warmup=tuple(float(x) for x in table.warmup_seconds),
                     steps_total=total, steps_cached=cached, steps_rebuilt=rebuilt,
-                    changed=table.get("changed"))
+                    changed=table.changed)
 
 
-def build_rows(record: dict) -> list[BuildRow]:
+def build_rows(run: Run) -> list[BuildRow]:
     """One row per variant x builder x scenario, in the run's order of variants; within a
     variant, per scenario (cold first), the builders side by side (the measured one first)."""
-    default = (record.get("settings") or {}).get("builder") or "classic"
     rows: list[BuildRow] = []
-    for v in record.get("variants") or []:
-        ident = {"name": v["name"], "cell": variant_cell(v), "ref": variant_ref(v)}
-        found = builds(record, v)
-        if not found:
-            if v.get("status") not in MEASURED:
-                rows.append(BuildRow(**ident, builder=v.get("builder") or default, primary=True,
-                                     scenario="–", state="failed",
-                                     reason=v.get("error") or v.get("status") or "not built",
-                                     log_tail=tuple(as_lines(v.get("log_tail")))))
-            continue
-        mine: list[tuple[int, int, BuildRow]] = []
-        for order, (builder, primary, build) in enumerate(found):
-            if build.get("error"):
-                mine.append((10_000, order, BuildRow(
-                    **ident, builder=builder, primary=primary, scenario="–", state="failed",
-                    reason=str(build["error"]), log_tail=tuple(as_lines(build.get("log_tail"))))))
-                continue
-            tables = scenario_tables(record, build) or {"–": {"skipped": "no samples recorded"}}
-            for scenario, table in tables.items():
-                mine.append((_scenario_rank(scenario), order,
-                             _scenario_row(ident, builder, primary, scenario, table)))
-        # Scenarios outside the canonical four keep the order they first appear in.
-        seen = list(dict.fromkeys(r.scenario for _, _, r in mine))
-        mine.sort(key=lambda t: (t[0], seen.index(t[2].scenario), t[1]))
-        rows += [r for _, _, r in mine]
+    for v in run.variants:
+        rows += variant_build_rows(run, v)
     return rows
+
+
+def variant_build_rows(run: Run, v: VariantResult) -> list[BuildRow]:
+    """The rows of one variant (see `build_rows`)."""
+    ident = {"name": v.name, "cell": variant_cell(v), "ref": variant_ref(v)}
+    found = builds(run, v)
+    if not found:
+        if v.status in MEASURED:
+            return []
+        return [BuildRow(**ident, builder=v.builder or _default_builder(run), primary=True,
+                         scenario="–", state="failed", reason=v.error or v.status or "not built",
+                         log_tail=tuple(as_lines(v.log_tail)))]
+    mine: list[tuple[int, int, BuildRow]] = []
+    for order, (builder, primary, build) in enumerate(found):
+        if build.error:
+            mine.append((10_000, order, BuildRow(
+                **ident, builder=builder, primary=primary, scenario="–", state="failed",
+                reason=str(build.error), log_tail=tuple(as_lines(build.log_tail)))))
+            continue
+        tables = scenario_tables(run, build) or {"–": Skipped("no samples recorded")}
+        for scenario, table in tables.items():
+            mine.append((_scenario_rank(scenario), order,
+                         _scenario_row(ident, builder, primary, scenario, table)))
+    # Scenarios outside the canonical four keep the order they first appear in.
+    seen = list(dict.fromkeys(r.scenario for _, _, r in mine))
+    mine.sort(key=lambda t: (t[0], seen.index(t[2].scenario), t[1]))
+    return [r for _, _, r in mine]
 
 
 def _note(row: BuildRow) -> str:
@@ -171,9 +195,9 @@ def _note(row: BuildRow) -> str:
     return f"changed: {row.changed}" if row.changed else ""
 
 
-def build_stats_table(record: dict) -> pd.DataFrame | None:
+def build_stats_table(run: Run) -> pd.DataFrame | None:
     """Statistics of every variant x builder x scenario, computed from the raw samples."""
-    rows = build_rows(record)
+    rows = build_rows(run)
     if not rows:
         return None
     data = []
@@ -195,10 +219,10 @@ def build_stats_table(record: dict) -> pd.DataFrame | None:
     return pd.DataFrame(data)
 
 
-def spread_warnings(record: dict) -> list[str]:
+def spread_warnings(run: Run) -> list[str]:
     """One line per row whose MAD is above 10 % of its median."""
     out = []
-    for r in build_rows(record):
+    for r in build_rows(run):
         if r.noisy:
             s = r.summary
             out.append(f"- {r.where}: MAD {human_seconds(s.mad)} is {s.spread * 100:.0f} % of "
@@ -206,10 +230,10 @@ def spread_warnings(record: dict) -> list[str]:
     return out
 
 
-def outlier_lines(record: dict) -> list[str]:
+def outlier_lines(run: Run) -> list[str]:
     """One line per row with outliers, flagged as hyperfine flags them."""
     out = []
-    for r in build_rows(record):
+    for r in build_rows(run):
         s = r.summary
         if s is None or not s.outliers:
             continue
@@ -225,9 +249,9 @@ def _plus_minus(s: Summary) -> str:
     return human_seconds(s.median) + (f" ± {human_seconds(s.mad)}" if s.n > 1 else "")
 
 
-def cache_lines(record: dict) -> list[str]:
+def cache_lines(run: Run) -> list[str]:
     """Per variant and builder: what each cached scenario rebuilt and cost against cold."""
-    rows = build_rows(record)
+    rows = build_rows(run)
     out = []
     keys = list(dict.fromkeys((r.name, r.builder) for r in rows))
     for name, builder in keys:
@@ -275,18 +299,18 @@ BUILD_TIMES_NOTE = (
     "with its samples.")
 
 
-def build_time_lines(record: dict) -> list[str]:
-    lines = section_lines("Build time per variant, builder and scenario", build_stats_table(record),
+def build_time_lines(run: Run) -> list[str]:
+    lines = section_lines("Build time per variant, builder and scenario", build_stats_table(run),
                           BUILD_TIMES_NOTE)
     if not lines:
         return []
-    warnings = spread_warnings(record)
+    warnings = spread_warnings(run)
     if warnings:
         lines += ["", "Too noisy to read:"] + warnings
-    outliers = outlier_lines(record)
+    outliers = outlier_lines(run)
     if outliers:
         lines += ["", "Outliers:"] + outliers
-    cache = cache_lines(record)
+    cache = cache_lines(run)
     if cache:
         lines += ["", ("What the build cache buys (median ± MAD, against the cold build "
                        "with the same builder):")] + cache
@@ -295,23 +319,19 @@ def build_time_lines(record: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------- build context
 
-def _primary_build(variant: dict) -> dict:
-    return as_dict(variant.get("build"))
-
-
-def context_table(record: dict) -> pd.DataFrame | None:
+def context_table(run: Run) -> pd.DataFrame | None:
     """The build context sent, and what .dockerignore keeps out of it."""
     data = []
-    for v in record.get("variants") or []:
-        build = _primary_build(v)
-        if not build:
+    for v in run.variants:
+        build = v.build
+        if build is None:
             continue
-        sent, files = build.get("context_bytes"), build.get("context_files")
-        bare, bare_files = (build.get("context_bytes_without_dockerignore"),
-                            build.get("context_files_without_dockerignore"))
+        sent, files = build.context_bytes, build.context_files
+        bare, bare_files = (build.context_bytes_without_dockerignore,
+                            build.context_files_without_dockerignore)
         saves = "–"
         if sent is not None and bare is not None:
-            saves = human_size(bare - sent) + (f" ({percent((bare - sent) / bare)} of the bytes)"
+            saves = human_size(bare - sent) + (f" ({share_percent((bare - sent) / bare)} of the bytes)"
                                                if bare else "")
             if files is not None and bare_files is not None:
                 saves += f", {bare_files - files:,} files"
@@ -319,7 +339,7 @@ def context_table(record: dict) -> pd.DataFrame | None:
             "Variant": variant_cell(v),
             "Sent (after .dockerignore)": human_size(sent),
             "Files sent": "–" if files is None else f"{files:,}",
-            "Packed in": short_seconds(build.get("context_seconds")),
+            "Packed in": short_seconds(build.context_seconds),
             "Without .dockerignore": human_size(bare),
             "Files without": "–" if bare_files is None else f"{bare_files:,}",
             ".dockerignore saves": saves,
@@ -334,5 +354,5 @@ CONTEXT_NOTE = ("Sent: the tar stream the engine receives, after .dockerignore; 
                 "the same context with no .dockerignore, counted, not sent.")
 
 
-def context_lines(record: dict) -> list[str]:
-    return section_lines("Build context", context_table(record), CONTEXT_NOTE)
+def context_lines(run: Run) -> list[str]:
+    return section_lines("Build context", context_table(run), CONTEXT_NOTE)

@@ -1,67 +1,27 @@
-"""How the report writes numbers and names variants, and what it reads from a variant's
-record: text in, text out, shared by the Markdown, HTML and chart renderers."""
+"""How the report names variants and what it reads from a variant's result (numbers are
+written by harness.report.units): shared by the Markdown, HTML and chart renderers, and by
+harness.track, which compares what is read here. Everything reads the typed model
+(harness.model); `run_of` turns a results.json dict into it at the entry points."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from harness.store import MEASURED
+from harness import migrations
+from harness.model import Build, Contents, FromLine, Run, VariantResult
 
 STANDIN_MARK = "*"
 
 
-def human_size(n: float | None) -> str:
-    """SI units with three significant digits, like `docker images` (1 kB = 1000 B)."""
-    if n is None or pd.isna(n):
-        return "–"
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(n)} B"
-            return f"{n:.3g} {unit}" if abs(n) >= 1 else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n:.3g} TB"  # pragma: no cover
+def run_of(record: Run | dict) -> Run:
+    """The typed run of a record of any schema version this harness reads (a Run as is)."""
+    return record if isinstance(record, Run) else Run.from_json(migrations.migrate(record))
 
 
-def human_seconds(s: float | None) -> str:
-    if s is None or pd.isna(s):
-        return "–"
-    if s < 10:
-        return f"{s:.2f} s"
-    if s < 100:
-        return f"{s:.1f} s"
-    return f"{s:.0f} s"
-
-
-def short_seconds(s: float | None) -> str:
-    """Like human_seconds, with milliseconds below one second (packing a small context)."""
-    if s is None or pd.isna(s):
-        return "–"
-    return f"{s * 1000:.0f} ms" if s < 1 else human_seconds(s)
-
-
-def percent(x: float | None) -> str:
-    """A share as "12.3 %" (two decimals close to 100 %, so 99.98 % is not shown as 100 %)."""
-    if x is None or pd.isna(x):
-        return "–"
-    return f"{x * 100:.2f} %" if 0.995 <= abs(x) < 1 else f"{x * 100:.1f} %"
-
-
-def signed_percent(x: float | None, digits: int = 0) -> str:
-    """A change as "−73 %" or "+4 %" (a true minus sign)."""
-    if x is None or pd.isna(x):
-        return "–"
-    text = f"{abs(x) * 100:.{digits}f} %"
-    if text.strip("0. %") == "":
-        return "±" + text
-    return ("−" if x < 0 else "+") + text
-
-
-def final_base(variant: dict) -> dict | None:
+def final_base(variant: VariantResult) -> FromLine | None:
     """The FROM of the stage the image ends with (its runtime base)."""
-    froms = variant.get("froms") or []
-    final = [f for f in froms if f.get("final")]
+    froms = variant.froms
+    final = [f for f in froms if f.final]
     return final[-1] if final else (froms[-1] if froms else None)
 
 
@@ -73,27 +33,27 @@ def short_ref(ref: str) -> str:
     return ref
 
 
-def is_measured(variant: dict) -> bool:
+def is_measured(variant: VariantResult) -> bool:
     """The image was built and measured (it may still have failed at runtime)."""
-    return variant.get("status") in MEASURED and bool(variant.get("image"))
+    return variant.measured
 
 
-def uses_standin(variant: dict) -> bool:
-    return any(f.get("standin") for f in variant.get("froms") or [])
+def uses_standin(variant: VariantResult) -> bool:
+    return any(f.standin for f in variant.froms)
 
 
-def variant_cell(variant: dict) -> str:
+def label_of(variant: VariantResult) -> str:
+    return variant.label or variant.name
+
+
+def variant_cell(variant: VariantResult) -> str:
     """The variant's label, marked when any of its bases was a stand-in."""
-    return (variant.get("label") or variant["name"]) + (STANDIN_MARK if uses_standin(variant) else "")
+    return label_of(variant) + (STANDIN_MARK if uses_standin(variant) else "")
 
 
-def variant_ref(variant: dict) -> str:
+def variant_ref(variant: VariantResult) -> str:
     """How lines under a table name a variant: `name`, marked when on a stand-in."""
-    return f"`{variant['name']}`" + (STANDIN_MARK if uses_standin(variant) else "")
-
-
-def as_dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
+    return f"`{variant.name}`" + (STANDIN_MARK if uses_standin(variant) else "")
 
 
 def as_lines(value) -> list[str]:
@@ -102,41 +62,37 @@ def as_lines(value) -> list[str]:
     return [str(x) for x in value] if isinstance(value, (list, tuple)) else str(value).splitlines()
 
 
-def contents_of(variant: dict) -> dict:
-    contents = as_dict(variant.get("contents"))
-    return {} if contents.get("error") else contents
+def contents_of(variant: VariantResult) -> Contents | None:
+    """The layer analysis, None when it did not run or failed."""
+    contents = variant.contents
+    return None if contents is None or contents.error else contents
 
 
-def registry_of(variant: dict) -> dict:
-    return as_dict(variant.get("registry"))
-
-
-def runtime_of(variant: dict) -> dict:
-    return as_dict(variant.get("runtime"))
-
-
-def attribution_of(variant: dict) -> dict:
-    return as_dict(variant.get("attribution"))
-
-
-def exact_compressed(variant: dict) -> int | None:
+def exact_compressed(variant: VariantResult) -> int | None:
     """The compressed size a registry stores, when it was measured."""
-    image = as_dict(variant.get("image"))
-    for value in (image.get("compressed_size_bytes"), registry_of(variant).get("compressed_bytes"),
-                  as_dict(variant.get("compressed")).get("registry_bytes")):
-        if value is not None:
-            return value
-    return None
+    recorded = recorded_compressed(variant)
+    if recorded is not None:
+        return recorded
+    return variant.registry.compressed_bytes if variant.registry else None
 
 
-def compressed_estimate(variant: dict) -> int | None:
-    value = registry_of(variant).get("estimate_bytes")
-    return value if value is not None else contents_of(variant).get("compressed_estimate_bytes")
+def compressed_estimate(variant: VariantResult) -> int | None:
+    value = variant.registry.estimate_bytes if variant.registry else None
+    if value is not None:
+        return value
+    contents = contents_of(variant)
+    return contents.compressed_estimate_bytes if contents else None
 
 
-def estimate_error_pct(variant: dict) -> float | None:
+def recorded_compressed(variant: VariantResult) -> int | None:
+    """The compressed size recorded with the image, else None (what `harness compare` and the
+    history compare; `exact_compressed` also reads the push)."""
+    return variant.image.compressed_size_bytes if variant.image else None
+
+
+def estimate_error_pct(variant: VariantResult) -> float | None:
     """(estimate − exact) / exact, in percent: as recorded, else computed from both sizes."""
-    stored = registry_of(variant).get("estimate_error_pct")
+    stored = variant.registry.estimate_error_pct if variant.registry else None
     if stored is not None:
         return float(stored)
     exact, estimate = exact_compressed(variant), compressed_estimate(variant)
@@ -145,9 +101,65 @@ def estimate_error_pct(variant: dict) -> float | None:
     return None
 
 
-def package_managers(contents: dict) -> str | None:
-    found = contents.get("package_managers")
-    if not isinstance(found, dict):
+def build_samples(run: Run, variant: VariantResult) -> dict[str, list[float]]:
+    """Raw samples per scenario of the variant's measured build (see `scenario_samples`)."""
+    return scenario_samples(run, variant.build)
+
+
+def scenario_samples(run: Run, build: Build | None) -> dict[str, list[float]]:
+    """Raw samples per scenario of one build: `build.scenarios` when present, else the run's
+    one scenario (an older record)."""
+    if build is None:
+        return {run.settings.scenario or "cold": []}
+    if build.scenarios is not None:
+        return {name: list(s.samples_seconds) for name, s in build.scenarios.items()}
+    return {run.settings.scenario or "cold": list(build.samples_seconds)}
+
+
+def causes(before, after) -> tuple[str, ...]:
+    """What changed between two runs of a variant: bases, Dockerfile, context; else why we
+    cannot say. `before` and `after` are anything with `bases`, `dockerfile_sha256` and
+    `context_sha256` (harness.track.compare.Facts, a history entry)."""
+    found = _base_changes(before.bases, after.bases)
+    unrecorded = []
+    for key, what in (("dockerfile_sha256", "Dockerfile"), ("context_sha256", "app (build context)")):
+        old, new = getattr(before, key), getattr(after, key)
+        if old is None or new is None:
+            unrecorded.append(what)
+        elif old != new:
+            found.append(f"{what} changed")
+    if found:
+        return tuple(found)
+    if unrecorded:
+        return (f"cause unknown (bases unchanged; {' and '.join(unrecorded)} hash not recorded)",)
+    return ("cause unknown (bases, Dockerfile and context unchanged)",)
+
+
+def _base_changes(before: list[dict], after: list[dict]) -> list[str]:
+    old = {b["requested"]: b for b in before}
+    new = {b["requested"]: b for b in after}
+    out = [f"FROM {ref} removed" for ref in old if ref not in new]
+    for ref, b in new.items():
+        a = old.get(ref)
+        if a is None:
+            out.append(f"FROM {ref} added")
+            continue
+        digests_differ = a.get("digest") and b.get("digest") and a["digest"] != b["digest"]
+        if a.get("image_id") != b.get("image_id") or digests_differ:
+            standin = ("" if bool(a.get("standin")) == bool(b.get("standin"))
+                       else ", now a stand-in" if b.get("standin") else ", no longer a stand-in")
+            out.append(f"base image {ref} changed ({_short_id(a)} → {_short_id(b)}{standin})")
+    return out
+
+
+def _short_id(base: dict) -> str:
+    ident = base.get("image_id") or base.get("digest") or "?"
+    return ident.split(":", 1)[-1][:12]
+
+
+def package_managers(contents: Contents | None) -> str | None:
+    found = contents.package_managers if contents else None
+    if found is None:
         return None
     return ", ".join(name for name, present in found.items() if present) or "none"
 

@@ -9,13 +9,14 @@ are embedded as PNG data URIs and the CSS is inline, so the page needs no networ
 published, mailed or archived as one file. Its Content-Security-Policy forbids loading
 anything from elsewhere. Every piece of text from the record is escaped.
 
-`render` is pure (a string out); `write` draws the charts once, saves them beside the page
-(PNG and SVG) and writes index.html.
+`render` is pure (a string out); harness.report.writer draws the charts once, saves them
+beside the page (PNG and SVG) and writes index.html with them.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import html
 import re
@@ -26,13 +27,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from harness.report import build_tables
-from harness.report import charts
-from harness.report import formatting
-from harness.report import image_tables
-from harness.report import markdown as report
-from harness.store import FAILED_AT_RUNTIME, MEASURED, RESULTS_FILE, write_atomic
 from harness.analysis.sizes import engine_label
+from harness.model import FAILED_AT_RUNTIME, MEASURED, Run, VariantResult
+from harness.report import build_tables, charts, formatting, image_tables
+from harness.report import markdown as report
+from harness.report.units import human_size
+from harness.store import RESULTS_FILE
 
 INDEX = "index.html"
 RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md")
@@ -89,26 +89,26 @@ class Chart:
     name: str  # file stem in the run directory
     title: str
     caption: str
-    draw: Callable  # (record, history entries) -> Figure | None
+    draw: Callable  # (run, history entries) -> Figure | None
 
 
 CHARTS = (
     Chart("sizes", "Final image size",
           "Uncompressed size per variant, as docker images shows it, and the share saved "
           "against the first variant; the compressed size beside it where it is known.",
-          lambda record, entries: charts.sizes(record)),
+          lambda run, entries: charts.sizes(run)),
     Chart("composition", "Where the bytes go",
           "Each final image split into its runtime base image, dependencies (node_modules), "
           "application output and everything else.",
-          lambda record, entries: charts.composition(record)),
+          lambda run, entries: charts.composition(run)),
     Chart("build_times", "Build time, every sample",
           "Each dot is one timed build; the box spans the middle half of the samples and its "
           "line is the median.",
-          lambda record, entries: charts.build_times(record)),
+          lambda run, entries: charts.build_times(run)),
     Chart("trends", "Trends over the history",
           "Size and median cold build time of each variant in every run up to this one; "
           "triangles mark a changed base image, squares a changed Dockerfile.",
-          lambda record, entries: charts.trends(entries) if entries else None),
+          lambda run, entries: charts.trends(entries) if entries else None),
 )
 
 
@@ -154,9 +154,9 @@ class _Html(str):
 
 # ---------------------------------------------------------------------------- sections
 
-def summary_html(record: dict) -> str:
+def summary_html(run: Run) -> str:
     """The summary table: `report.summary_table` rendered by pandas, escaped."""
-    df = report.frame(record)
+    df = report.frame(run)
     if df.empty:
         return "<p>No variants were measured.</p>"
     table = report.summary_table(df)
@@ -171,8 +171,8 @@ def summary_html(record: dict) -> str:
     return f'<div class="wrap">{body}</div>'
 
 
-def _notes(record: dict) -> str:
-    lines = report.summary_notes(record) + report.standin_notes(record)
+def _notes(run: Run) -> str:
+    lines = report.summary_notes(run) + report.standin_notes(run)
     return "".join(f'<p class="note">{inline_md(line)}</p>' for line in lines)
 
 
@@ -209,32 +209,32 @@ def lines_html(lines: list[str], list_class: str = "lines") -> str:
     return "".join(out)
 
 
-def build_times_html(record: dict) -> str:
-    table = build_tables.build_stats_table(record)
+def build_times_html(run: Run) -> str:
+    table = build_tables.build_stats_table(run)
     if table is None:
         return ""
-    rows = build_tables.build_rows(record)
+    rows = build_tables.build_rows(run)
     classes = ["noisy" if r.noisy else "failed" if r.state in ("error", "failed") else ""
                for r in rows]
     parts = ['<h2 id="build-times-section">Build time per variant, builder and scenario</h2>',
              figures_table(table, "build-times", classes, ("Variant", "Note")),
              (f'<p class="note">{inline_md(build_tables.BUILD_TIMES_NOTE)} Highlighted rows: MAD '
               f"above {build_tables.SPREAD_LIMIT:.0%} of the median.</p>")]
-    warnings = build_tables.spread_warnings(record)
+    warnings = build_tables.spread_warnings(run)
     if warnings:
         parts.append("<h3>Too noisy to read</h3>" + lines_html(warnings, "lines warn"))
-    outliers = build_tables.outlier_lines(record)
+    outliers = build_tables.outlier_lines(run)
     if outliers:
         parts.append("<h3>Outliers</h3>" + lines_html(outliers))
-    cache = build_tables.cache_lines(record)
+    cache = build_tables.cache_lines(run)
     if cache:
         parts.append("<h3>What the build cache buys</h3><p class=\"note\">Median ± MAD, against "
                      "the cold build with the same builder.</p>" + lines_html(cache))
     return "".join(parts)
 
 
-def context_html(record: dict) -> str:
-    table = build_tables.context_table(record)
+def context_html(run: Run) -> str:
+    table = build_tables.context_table(run)
     if table is None:
         return ""
     return ('<h2 id="context-section">Build context</h2>'
@@ -242,8 +242,8 @@ def context_html(record: dict) -> str:
             + f'<p class="note">{inline_md(build_tables.CONTEXT_NOTE)}</p>')
 
 
-def shipping_html(record: dict) -> str:
-    table = image_tables.shipping_table(record)
+def shipping_html(run: Run) -> str:
+    table = image_tables.shipping_table(run)
     if table is None:
         return ""
     return ('<h2 id="shipping-section">Shipping</h2>'
@@ -251,20 +251,20 @@ def shipping_html(record: dict) -> str:
             + f'<p class="note">{inline_md(image_tables.SHIPPING_NOTE)}</p>')
 
 
-def runtime_html(record: dict) -> str:
-    table = image_tables.runtime_table(record, body=True)
+def runtime_html(run: Run) -> str:
+    table = image_tables.runtime_table(run, body=True)
     if table is None:
         return ""
-    statement = image_tables.runtime_statement(record)
+    statement = image_tables.runtime_statement(run)
     head = (f'<p class="statement">{inline_md(statement[0])}</p>' + lines_html(statement[1:])
             if statement else "")
     parts = ['<h2 id="runtime-section">Runtime</h2>', head,
              figures_table(table, "runtime", text_columns=(
                  "Variant", "Same GET / as the reference", "GET / body (start)")),
-             f'<p class="note">{inline_md(image_tables.runtime_conditions(record))}</p>']
-    for v, error, logs in image_tables.runtime_failures(record):
+             f'<p class="note">{inline_md(image_tables.runtime_conditions(run))}</p>']
+    for v, error, logs in image_tables.runtime_failures(run):
         parts.append(
-            f'<h3 class="failed">{esc(formatting.variant_cell(v))} (<code>{esc(v.get("name"))}</code>) '
+            f'<h3 class="failed">{esc(formatting.variant_cell(v))} (<code>{esc(v.name)}</code>) '
             f"failed at runtime: {esc(error)}</h3>"
             '<p class="note">Its image was built and measured: its sizes stand.</p>'
             + (f'<p class="note">Last lines of its log:</p><pre>{esc(chr(10).join(logs))}</pre>'
@@ -272,8 +272,8 @@ def runtime_html(record: dict) -> str:
     return "".join(parts)
 
 
-def contents_html(record: dict) -> str:
-    df = report.frame(record)
+def contents_html(run: Run) -> str:
+    df = report.frame(run)
     table = report.contents_table(df) if not df.empty else None
     if table is None:
         return ""
@@ -285,8 +285,8 @@ def contents_html(record: dict) -> str:
               "files that a later layer overwrote or deleted.</p>")
 
 
-def security_html(record: dict) -> str:
-    df = report.frame(record)
+def security_html(run: Run) -> str:
+    df = report.frame(run)
     table = report.security_table(df) if not df.empty else None
     if table is None:
         return ""
@@ -295,20 +295,20 @@ def security_html(record: dict) -> str:
             + f'<p class="note">{inline_md(report.SECURITY_NOTE)}</p>')
 
 
-def bytes_html(record: dict) -> str:
-    table = image_tables.bytes_table(record)
+def bytes_html(run: Run) -> str:
+    table = image_tables.bytes_table(run)
     if table is None:
         return ""
     parts = ['<h2 id="bytes-section">Where the bytes go</h2>',
              figures_table(table, "bytes", text_columns=("Variant", "By stage (above the base)")),
              f'<p class="note">{inline_md(image_tables.BYTES_NOTE)}</p>']
-    for v in record.get("variants") or []:
+    for v in run.variants:
         layers = image_tables.layer_table(v) if formatting.is_measured(v) else None
         if layers is None:
             continue
         parts.append(
             f"<details><summary>{esc(formatting.variant_cell(v))}: {len(layers)} layers</summary>"
-            + figures_table(layers, f"layers-{_ident(v.get('name'))}",
+            + figures_table(layers, f"layers-{_ident(v.name)}",
                             text_columns=("Instruction",))
             + "</details>")
     return "".join(parts)
@@ -348,21 +348,20 @@ BASE_COLUMNS = (("requested", "Requested"), ("status", "Status"), ("used_ref", "
                 ("standin_description", "Stand-in description"), ("error", "Error"))
 
 
-def bases_html(record: dict) -> str:
-    bases = record.get("bases") or {}
-    if not bases:
+def bases_html(run: Run) -> str:
+    if not run.bases:
         return "<p>No base images were resolved.</p>"
     head = "".join(f"<th>{esc(title)}</th>" for _, title in BASE_COLUMNS)
     rows = []
-    for ref, b in bases.items():
+    for ref, res in run.bases.items():
         cells = []
-        for key, _ in BASE_COLUMNS:
-            value = b.get(key) if key != "requested" else (b.get("requested") or ref)
+        for key, _ in BASE_COLUMNS:  # fields of the model's BaseResolution
+            value = getattr(res, key) if key != "requested" else (res.requested or ref)
             if key in ("image_id", "digest"):
                 cells.append(_short_id(value))
             elif key == "size_bytes":
-                cells.append(esc(formatting.human_size(value)) if value is not None else "–")
-            elif key == "status" and b.get("standin"):
+                cells.append(esc(human_size(value)) if value is not None else "–")
+            elif key == "status" and res.standin:
                 cells.append(f"{esc(value)}{formatting.STANDIN_MARK}")
             else:
                 cells.append(esc(value))
@@ -371,52 +370,72 @@ def bases_html(record: dict) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def failures_html(record: dict) -> str:
+def _failed_heading(v: VariantResult, what: str) -> str:
+    return (f'<h3 class="failed">{esc(formatting.label_of(v))} '
+            f"(<code>{esc(v.name)}</code>): {esc(what)}</h3>")
+
+
+def _log_html(lines: list[str], intro: str, missing: str = "") -> str:
+    """The end of a log under a failure, or `missing` when none was recorded."""
+    tail = "\n".join(lines)
+    return f'<p class="note">{intro}</p><pre>{esc(tail)}</pre>' if tail else missing
+
+
+def _build_failures(run: Run) -> list[str]:
+    """Variants that did not build, with the end of their build log."""
+    return [_failed_heading(v, v.error or v.status)
+            + _log_html(formatting.as_lines(v.log_tail), "Last lines of the build log:",
+                        '<p class="note">No build log was recorded.</p>')
+            for v in run.variants if v.status not in MEASURED]
+
+
+def _runtime_failures(run: Run) -> list[str]:
+    return [_failed_heading(v, f"failed at runtime: {error}")
+            + '<p class="note">Its image was built and measured; its container log is under '
+              '<a href="#runtime-section">Runtime</a>.</p>'
+            for v, error, _ in image_tables.runtime_failures(run)]
+
+
+def _other_build_failures(run: Run) -> list[str]:
+    """Another builder's build, or a scenario's builds, that failed (the variant stands)."""
     out = []
-    for v in record.get("variants") or []:
-        if v.get("status") in MEASURED:
-            continue
-        tail = v.get("log_tail") or []
-        tail = "\n".join(tail) if isinstance(tail, list) else str(tail)
-        out.append(
-            f'<h3 class="failed">{esc(v.get("label") or v.get("name"))} '
-            f'(<code>{esc(v.get("name"))}</code>): {esc(v.get("error") or v.get("status"))}</h3>'
-            + (f"<p class=\"note\">Last lines of the build log:</p><pre>{esc(tail)}</pre>"
-               if tail else '<p class="note">No build log was recorded.</p>'))
-    for v, error, _ in image_tables.runtime_failures(record):
-        out.append(f'<h3 class="failed">{esc(v.get("label") or v.get("name"))} '
-                   f'(<code>{esc(v.get("name"))}</code>): failed at runtime: {esc(error)}</h3>'
-                   '<p class="note">Its image was built and measured; its container log is under '
-                   '<a href="#runtime-section">Runtime</a>.</p>')
-    for row in build_tables.build_rows(record):
+    for row in build_tables.build_rows(run):
         if row.state not in ("failed", "error") or (row.state == "failed" and row.primary):
             continue
         what = "build" if row.state == "failed" else f"{row.scenario} builds"
-        tail = "\n".join(row.log_tail)
         out.append(f'<h3 class="failed"><code>{esc(row.name)}</code>: the {esc(row.builder)} '
                    f"{esc(what)} failed: {esc(row.reason)}</h3>"
-                   + (f'<p class="note">Last lines of the build log:</p><pre>{esc(tail)}</pre>'
-                      if tail else ""))
-    warnings = [(v.get("name"), w) for v in record.get("variants") or [] for w in v.get("warnings") or []]
+                   + _log_html(list(row.log_tail), "Last lines of the build log:"))
+    return out
+
+
+def failures_html(run: Run) -> str:
+    out = _build_failures(run) + _runtime_failures(run) + _other_build_failures(run)
+    warnings = [(v.name, w) for v in run.variants for w in v.warnings]
     if warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(
             f"<li><code>{esc(n)}</code>: {esc(w)}</li>" for n, w in warnings) + "</ul>")
     return "".join(out) or "<p>None: every variant was built and measured.</p>"
 
 
-def environment_html(record: dict) -> str:
-    harness = record.get("harness") or {}
-    git = harness.get("git") or {}
-    machine = dict(record.get("machine") or {})
-    if machine.get("memory_bytes"):
-        machine["memory_bytes"] = f"{machine['memory_bytes']:,} ({formatting.human_size(machine['memory_bytes'])})"
-    run = {"run id": record.get("run_id"), "started (UTC)": record.get("created_utc"),
-           "finished (UTC)": record.get("finished_utc") or "not finished (interrupted?)",
-           "harness version": harness.get("version"), "git commit": git.get("commit"),
-           "uncommitted changes": git.get("dirty"), "schema version": record.get("schema_version")}
+def _given(run) -> dict:
+    """A part of the run as a table shows it: the fields that were recorded."""
+    return {k: v for k, v in dataclasses.asdict(run).items() if v is not None}
+
+
+def environment_html(run: Run) -> str:
+    git = run.harness.git
+    machine = _given(run.machine)
+    if run.machine.memory_bytes:
+        memory = run.machine.memory_bytes
+        machine["memory_bytes"] = f"{memory:,} ({human_size(memory)})"
+    about = {"run id": run.run_id, "started (UTC)": run.created_utc,
+             "finished (UTC)": run.finished_utc or "not finished (interrupted?)",
+             "harness version": run.harness.version, "git commit": git.commit,
+             "uncommitted changes": git.dirty, "schema version": run.schema_version}
     return ('<div class="grid">'
-            + _kv("Run", run, "env-run") + _kv("Settings", record.get("settings") or {}, "env-settings")
-            + _kv("Engine", record.get("engine") or {}, "env-engine")
+            + _kv("Run", about, "env-run") + _kv("Settings", _given(run.settings), "env-settings")
+            + _kv("Engine", _given(run.engine), "env-engine")
             + _kv("Machine", machine, "env-machine") + "</div>")
 
 
@@ -431,55 +450,61 @@ def files_html(run_dir: Path | None) -> str:
 
 # ---------------------------------------------------------------------------- the page
 
-def history_until(record: dict, entries) -> list:
+def history_until(run: Run, entries) -> list:
     """The history entries of runs up to this one (a later run's figures do not belong)."""
     if not entries:
         return []
     try:
-        until = dt.datetime.fromisoformat(record["created_utc"])
-    except (KeyError, TypeError, ValueError):
+        until = dt.datetime.fromisoformat(run.created_utc)
+    except (TypeError, ValueError):
         return list(entries)
     return [e for e in entries if e.when <= until]
 
 
-def draw_images(record: dict, history_entries=None) -> dict[str, bytes]:
+def draw_images(run: Run, history_entries=None) -> dict[str, bytes]:
     """Every chart as PNG bytes, drawn in memory (nothing written)."""
-    entries = history_until(record, history_entries)
+    entries = history_until(run, history_entries)
     images = {}
     for chart in CHARTS:
-        fig = chart.draw(record, entries)
+        fig = chart.draw(run, entries)
         if fig is not None:
             images[chart.name] = charts.png_bytes(fig)
             plt.close(fig)
     return images
 
 
-def render(record: dict, run_dir: Path | None, history_entries=None, *,
+def _meta(run: Run) -> list[str]:
+    """The line under the title: variants and failures, when, where, which engine, commit."""
+    variants = run.variants
+    failed = sum(v.status not in MEASURED for v in variants)
+    at_runtime = sum(v.status == FAILED_AT_RUNTIME for v in variants)
+    git = run.harness.git
+    return [f"{len(variants)} variant(s)"
+            + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
+            + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
+            f"started {esc(run.created_utc)}",
+            f"on {esc(run.machine.hostname)} ({esc(run.machine.cpu_count)} CPUs)",
+            esc(engine_label(run.engine)),
+            f"commit {esc((git.commit or '')[:12] or None)}" + (" (dirty)" if git.dirty else "")]
+
+
+def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
            images: dict[str, bytes] | None = None) -> str:
     """The whole page as a string. `images` (chart name -> PNG bytes) are embedded as they
-    are; without them the charts are drawn from the record (and the history) in memory."""
+    are; without them the charts are drawn from the run (and the history) in memory. An
+    entry point: a results.json dict is read as the model."""
+    run = formatting.run_of(record)
     if images is None:
-        images = draw_images(record, history_entries)
-    run_id = record.get("run_id")
-    machine = record.get("machine") or {}
-    engine = record.get("engine") or {}
-    git = (record.get("harness") or {}).get("git") or {}
-    variants = record.get("variants") or []
-    failed = sum(v.get("status") not in MEASURED for v in variants)
-    at_runtime = sum(v.get("status") == FAILED_AT_RUNTIME for v in variants)
-    meta = [f"{len(variants)} variant(s)" + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
-            + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
-            f"started {esc(record.get('created_utc'))}",
-            f"on {esc(machine.get('hostname'))} ({esc(machine.get('cpu_count'))} CPUs)",
-            esc(engine_label(engine)),
-            f"commit {esc((git.get('commit') or '')[:12] or None)}" + (" (dirty)" if git.get("dirty") else "")]
-    sections = [("build-times-section", "Build times", build_times_html(record)),
-                ("context-section", "Context", context_html(record)),
-                ("shipping-section", "Shipping", shipping_html(record)),
-                ("runtime-section", "Runtime", runtime_html(record)),
-                ("contents", "Contents", contents_html(record)),
-                ("security-section", "Security", security_html(record)),
-                ("bytes-section", "Bytes", bytes_html(record))]
+        images = draw_images(run, history_entries)
+    run_id = run.run_id
+    meta = _meta(run)
+    sections = [("build-times-section", "Build times", build_times_html(run)),
+                ("context-section", "Context", context_html(run)),
+                ("shipping-section", "Shipping", shipping_html(run)),
+                ("runtime-section", "Runtime", runtime_html(run)),
+                ("contents", "Contents", contents_html(run)),
+                ("security-section", "Security", security_html(run)),
+                ("bytes-section", "Bytes", bytes_html(run))]
     nav = [("summary-section", "Summary", True), *sections, ("charts", "Charts", True),
            ("bases-section", "Base images", True), ("failures", "Failures", True),
            ("environment", "Environment", True), ("files", "Raw files", True)]
@@ -494,42 +519,14 @@ def render(record: dict, run_dir: Path | None, history_entries=None, *,
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
         "<nav>" + "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, text in nav
                           if text) + "</nav></header>",
-        '<h2 id="summary-section">Summary</h2>', summary_html(record), _notes(record),
+        '<h2 id="summary-section">Summary</h2>', summary_html(run), _notes(run),
         *(text for _, _, text in sections),
         '<h2 id="charts">Charts</h2>', charts_html(images, run_dir),
-        '<h2 id="bases-section">Base images</h2>', bases_html(record),
-        '<h2 id="failures">Failures</h2>', failures_html(record),
-        '<h2 id="environment">Environment</h2>', environment_html(record),
+        '<h2 id="bases-section">Base images</h2>', bases_html(run),
+        '<h2 id="failures">Failures</h2>', failures_html(run),
+        '<h2 id="environment">Environment</h2>', environment_html(run),
         '<h2 id="files">Raw files</h2>', files_html(run_dir),
         f"<script>{LOAD_SCRIPT}</script>",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
-
-
-@dataclass
-class Page:
-    html: Path
-    charts: list[Path]
-
-
-def write(record: dict, run_dir: Path, history_entries=None) -> Page:
-    """Draw every chart once, save it beside the page (PNG and SVG), write index.html.
-
-    The history defaults to the one beside the run directory (results/history.jsonl)."""
-    run_dir = Path(run_dir)
-    if history_entries is None:
-        history_entries = report.history_entries(run_dir.parent)
-    entries = history_until(record, history_entries)
-    written: list[Path] = []
-    images: dict[str, bytes] = {}
-    for chart in CHARTS:
-        fig = chart.draw(record, entries)
-        if fig is None:
-            continue
-        paths = charts.save(fig, run_dir / chart.name)
-        written += paths
-        images[chart.name] = paths[0].read_bytes()
-    page = run_dir / INDEX
-    write_atomic(page, render(record, run_dir, entries, images=images))
-    return Page(page, written)

@@ -7,70 +7,74 @@ import re
 
 import pandas as pd
 
+from harness.model import (
+    FAILED_AT_RUNTIME,
+    MEASURED,
+    AttributedLayer,
+    Registry,
+    Run,
+    RuntimeCheck,
+    VariantResult,
+)
 from harness.report.formatting import (
-    as_dict,
     as_lines,
-    attribution_of,
     compressed_estimate,
     estimate_error_pct,
     exact_compressed,
-    human_seconds,
-    human_size,
     is_measured,
     markdown_table,
-    registry_of,
-    runtime_of,
     section_lines,
-    signed_percent,
     variant_cell,
     variant_ref,
 )
-from harness.store import FAILED_AT_RUNTIME, MEASURED
+from harness.report.units import human_seconds, human_size, signed_percent
 
 # ---------------------------------------------------------------------------- shipping
 
-def _pull_note(reg: dict) -> str:
-    if reg.get("error"):
-        return f"registry: {reg['error']}"
+def _pull_note(reg: Registry | None) -> str:
+    if reg is None:
+        return ""
+    if reg.error:
+        return f"registry: {reg.error}"
     notes = []
-    if reg.get("image_removed_before_pull") is False:
+    if reg.image_removed_before_pull is False:
         notes.append("the image could not be removed before the pull (still in use): "
                      "the pull time is not a download time")
-    present, total = reg.get("pull_layers_present"), reg.get("pull_layers")
+    present, total = reg.pull_layers_present, reg.pull_layers
     if present:
         rest = f", only {total - present} downloaded" if total is not None else ""
         notes.append(f"not a cold-host pull: {present} of {total if total is not None else '?'} "
                      f"layers were already on the engine{rest}")
-    elif present == 0 and reg.get("pull_seconds") is not None:
+    elif present == 0 and reg.pull_seconds is not None:
         notes.append("every layer downloaded")
-    if reg.get("cold_pull_error"):
-        notes.append(f"cold pull: {reg['cold_pull_error']}")
-    elif reg.get("cold_pull_layers_present"):  # an empty engine should have had none
-        notes.append(f"cold pull found {reg['cold_pull_layers_present']} layers present")
+    if reg.cold_pull_error:
+        notes.append(f"cold pull: {reg.cold_pull_error}")
+    elif reg.cold_pull_layers_present:  # an empty engine should have had none
+        notes.append(f"cold pull found {reg.cold_pull_layers_present} layers present")
     return "; ".join(notes)
 
 
-def shipping_table(record: dict) -> pd.DataFrame | None:
+def shipping_table(run: Run) -> pd.DataFrame | None:
     """What a registry stores and how long moving the image takes."""
-    variants = [v for v in record.get("variants") or [] if is_measured(v)]
-    if not any(v.get("registry") or exact_compressed(v) is not None for v in variants):
+    variants = [v for v in run.variants if is_measured(v)]
+    if not any(v.registry is not None or exact_compressed(v) is not None for v in variants):
         return None
     data = []
     for v in variants:
-        reg = registry_of(v)
-        present, total = reg.get("pull_layers_present"), reg.get("pull_layers")
+        reg = v.registry or Registry()  # not pushed: every figure of it "–"
+        present, total = reg.pull_layers_present, reg.pull_layers
         error = estimate_error_pct(v)
         data.append({
             "Variant": variant_cell(v),
             "Compressed (registry, exact)": human_size(exact_compressed(v)),
             "Estimate (gzip -6)": human_size(compressed_estimate(v)),
             "Estimate error": "–" if error is None else signed_percent(error / 100, 1),
-            "Push": human_seconds(reg.get("push_seconds")),
-            "Pull": human_seconds(reg.get("pull_seconds")),
+            "Push": human_seconds(reg.push_seconds),
+            "Pull": human_seconds(reg.pull_seconds),
             "Layers present at pull": ("–" if present is None else
                                        f"{present} of {total if total is not None else '?'}"),
-            "Cold pull": human_seconds(reg.get("cold_pull_seconds")),
-            "Note": _pull_note(reg),
+            "Cold pull": human_seconds(reg.cold_pull_seconds),
+            "Note": _pull_note(v.registry),
         })
     return pd.DataFrame(data)
 
@@ -88,28 +92,26 @@ SHIPPING_NOTE = (
     "cost without a network, the floor of a deploy.")
 
 
-def shipping_lines(record: dict) -> list[str]:
-    return section_lines("Shipping", shipping_table(record), SHIPPING_NOTE)
+def shipping_lines(run: Run) -> list[str]:
+    return section_lines("Shipping", shipping_table(run), SHIPPING_NOTE)
 
 
 # ---------------------------------------------------------------------------- runtime
 
-def serving(record: dict) -> dict[str, tuple[str, str | None]]:
+def serving(run: Run) -> dict[str, tuple[str, str | None]]:
     """Variant name -> ("reference" | "same" | "different" | "not serving", reason)."""
-    comp = as_dict(record.get("runtime_comparison"))
+    comp = run.runtime_comparison
     out: dict[str, tuple[str, str | None]] = {}
-    ref = comp.get("reference")
-    for name in comp.get("not_serving") or []:
+    if comp is None:
+        return out
+    for name in comp.not_serving:
         out[str(name)] = ("not serving", None)
-    for item in comp.get("different") or []:
-        if isinstance(item, dict):
-            out[str(item.get("name"))] = ("different", item.get("reason"))
-        else:
-            out[str(item)] = ("different", None)
-    for name in comp.get("same") or []:
+    for item in comp.different:
+        out[str(item.name)] = ("different", item.reason)
+    for name in comp.same:
         out[str(name)] = ("same", None)
-    if ref:
-        out[str(ref)] = ("reference", None)
+    if comp.reference:
+        out[str(comp.reference)] = ("reference", None)
     return out
 
 
@@ -122,12 +124,11 @@ def _serving_cell(state: tuple[str, str | None] | None) -> str:
     return {"reference": "reference", "same": "same", "not serving": "not serving"}[kind]
 
 
-def _get_root(rt: dict) -> str:
-    status = rt.get("root_status")
-    if status is None:
+def _get_root(rt: RuntimeCheck) -> str:
+    if rt.root_status is None:
         return "–"
-    kind = rt.get("root_content_type")
-    return f"{status}" + (f" ({kind})" if kind else "")
+    kind = rt.root_content_type
+    return f"{rt.root_status}" + (f" ({kind})" if kind else "")
 
 
 BODY_EXCERPT = 80
@@ -140,84 +141,95 @@ def body_excerpt(body) -> str:
     return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT - 1] + "…"
 
 
-def runtime_table(record: dict, *, body: bool = False) -> pd.DataFrame | None:
+def _started(run: Run) -> list[tuple[VariantResult, RuntimeCheck]]:
+    """The variants whose container was started, with what their runtime check found."""
+    return [(v, v.runtime) for v in run.variants if v.runtime is not None]
+
+
+def runtime_table(run: Run, *, body: bool = False) -> pd.DataFrame | None:
     """Each started variant: healthy after, idle memory, GET / and how it compares."""
-    started = [v for v in record.get("variants") or [] if isinstance(v.get("runtime"), dict)]
+    started = _started(run)
     if not started:
         return None
-    states = serving(record)
+    states = serving(run)
     data = []
-    for v in started:
-        rt = runtime_of(v)
+    for v, rt in started:
         row = {
             "Variant": variant_cell(v),
-            "Status": rt.get("status") or "–",
-            "/healthz 200 after": human_seconds(rt.get("seconds_to_healthy")),
-            "Idle memory": human_size(rt.get("idle_memory_bytes")),
+            "Status": rt.status or "–",
+            "/healthz 200 after": human_seconds(rt.seconds_to_healthy),
+            "Idle memory": human_size(rt.idle_memory_bytes),
             "GET /": _get_root(rt),
-            "Same GET / as the reference": _serving_cell(states.get(v["name"])),
+            "Same GET / as the reference": _serving_cell(states.get(v.name)),
         }
         if body:
-            row["GET / body (start)"] = body_excerpt(rt.get("root_body"))
+            row["GET / body (start)"] = body_excerpt(rt.root_body)
         data.append(row)
     return pd.DataFrame(data)
 
 
-def runtime_statement(record: dict) -> list[str]:
+class _Names:
+    """How the runtime statement names a variant, and why one does not serve."""
+
+    def __init__(self, run: Run):
+        self.by_name = {v.name: v for v in run.variants}
+
+    def ref(self, name: str) -> str:
+        v = self.by_name.get(name)
+        return variant_ref(v) if v is not None else f"`{name}`"
+
+    def silent(self, name: str) -> str:
+        v = self.by_name.get(name)
+        error = v.runtime.error if v is not None and v.runtime is not None else None
+        return f"- {self.ref(name)} does not serve" + (f": {error}" if error else "")
+
+
+def runtime_statement(run: Run) -> list[str]:
     """Plainly: do all variants serve the same GET /, and if not, which differ and why."""
-    variants = record.get("variants") or []
-    started = [v for v in variants if isinstance(v.get("runtime"), dict)]
-    if not started:
+    if not _started(run):
         return []
-    by_name = {v["name"]: v for v in variants}
-
-    def ref(name: str) -> str:
-        return variant_ref(by_name[name]) if name in by_name else f"`{name}`"
-
-    comp = as_dict(record.get("runtime_comparison"))
-    lines = []
-    reference = comp.get("reference")
-    if not comp:
-        lines.append("GET / was not compared across the variants in this run.")
-    elif not reference:
-        silent = [str(n) for n in comp.get("not_serving") or []]
-        lines.append(f"None of the {len(silent)} variants started serves GET /:")
-        for n in silent:
-            error = runtime_of(by_name.get(n, {})).get("error")
-            lines.append(f"- {ref(n)} does not serve" + (f": {error}" if error else ""))
+    names = _Names(run)
+    comp = run.runtime_comparison
+    if comp is None:
+        lines = ["GET / was not compared across the variants in this run."]
+    elif not comp.reference:
+        silent = [str(n) for n in comp.not_serving]
+        lines = [f"None of the {len(silent)} variants started serves GET /:"]
+        lines += [names.silent(n) for n in silent]
     else:
-        states = serving(record)
-        same = [n for n, (k, _) in states.items() if k in ("reference", "same")]
-        different = [(n, r) for n, (k, r) in states.items() if k == "different"]
-        silent = [n for n, (k, _) in states.items() if k == "not serving"]
-        total = len(same) + len(different) + len(silent)
-        if not different and not silent:
-            lines.append(f"All {total} variants serve the same GET / (status, content type "
-                         f"and body, compared with {ref(reference)})." if total > 1 else
-                         f"Only {ref(reference)} served: there is nothing to compare its GET / with.")
-        else:
-            lines.append(f"{len(same)} of {total} variants serve the same GET / as the "
-                         f"reference {ref(reference)}:")
-            lines += [f"- {ref(n)} serves a different GET /: {r or 'no reason recorded'}"
-                      for n, r in different]
-            for n in silent:
-                error = runtime_of(by_name.get(n, {})).get("error")
-                lines.append(f"- {ref(n)} does not serve" + (f": {error}" if error else ""))
-    for v in variants:
-        if isinstance(v.get("runtime"), dict):
-            continue
-        why = "its build failed" if v.get("status") not in MEASURED else "not checked"
-        lines.append(f"- {variant_ref(v)} was not started: {why}.")
+        lines = _compared_lines(serving(run), comp.reference, names)
+    for v in run.variants:
+        if v.runtime is None:
+            why = "its build failed" if v.status not in MEASURED else "not checked"
+            lines.append(f"- {variant_ref(v)} was not started: {why}.")
     return lines
 
 
-def runtime_conditions(record: dict) -> str:
+def _compared_lines(states: dict[str, tuple[str, str | None]], reference: str,
+                    names: _Names) -> list[str]:
+    """The statement when a reference served: all the same, or which differ and why."""
+    same = [n for n, (k, _) in states.items() if k in ("reference", "same")]
+    different = [(n, r) for n, (k, r) in states.items() if k == "different"]
+    silent = [n for n, (k, _) in states.items() if k == "not serving"]
+    total = len(same) + len(different) + len(silent)
+    if not different and not silent:
+        return [f"All {total} variants serve the same GET / (status, content type "
+                f"and body, compared with {names.ref(reference)})." if total > 1 else
+                f"Only {names.ref(reference)} served: there is nothing to compare its GET / with."]
+    lines = [f"{len(same)} of {total} variants serve the same GET / as the "
+             f"reference {names.ref(reference)}:"]
+    lines += [f"- {names.ref(n)} serves a different GET /: {r or 'no reason recorded'}"
+              for n, r in different]
+    return lines + [names.silent(n) for n in silent]
+
+
+def runtime_conditions(run: Run) -> str:
     """How the containers ran, in one sentence."""
-    started = [runtime_of(v) for v in record.get("variants") or [] if isinstance(v.get("runtime"), dict)]
+    started = [rt for _, rt in _started(run)]
     limits = list(dict.fromkeys(
-        ", ".join(f"{k} {val}" for k, val in as_dict(rt.get("limits")).items())
-        for rt in started if rt.get("limits")))
-    bases = list(dict.fromkeys(str(rt["memory_basis"]) for rt in started if rt.get("memory_basis")))
+        ", ".join(f"{k} {val}" for k, val in rt.limits.items())
+        for rt in started if rt.limits))
+    bases = list(dict.fromkeys(str(rt.memory_basis) for rt in started if rt.memory_basis))
     parts = ["/healthz 200 after: seconds from starting the container to the first 200 from "
              "/healthz; idle memory: read once it was healthy and idle"
              + (f" ({'; '.join(bases)})" if bases else "")]
@@ -226,14 +238,14 @@ def runtime_conditions(record: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def runtime_failures(record: dict) -> list[tuple[dict, str, list[str]]]:
+def runtime_failures(run: Run) -> list[tuple[VariantResult, str, list[str]]]:
     """(variant, error, last log lines) of every started variant that did not serve."""
     out = []
-    for v in record.get("variants") or []:
-        rt = runtime_of(v)
-        if v.get("status") == FAILED_AT_RUNTIME or (rt and rt.get("status") not in (None, "ok")):
-            error = rt.get("error") or v.get("error") or "failed at runtime"
-            out.append((v, str(error), as_lines(rt.get("logs_tail"))))
+    for v in run.variants:
+        rt = v.runtime
+        if v.status == FAILED_AT_RUNTIME or (rt is not None and rt.status != "ok"):
+            error = (rt.error if rt else None) or v.error or "failed at runtime"
+            out.append((v, str(error), as_lines(rt.logs_tail if rt else None)))
     return out
 
 
@@ -243,13 +255,13 @@ def fence_for(lines: list[str]) -> str:
     return "`" * max(3, longest + 1)
 
 
-def runtime_lines(record: dict) -> list[str]:
-    table = runtime_table(record)
+def runtime_lines(run: Run) -> list[str]:
+    table = runtime_table(run)
     if table is None:
         return []
-    lines = ["## Runtime", ""] + runtime_statement(record)
-    lines += ["", markdown_table(table), "", runtime_conditions(record)]
-    for v, error, logs in runtime_failures(record):
+    lines = ["## Runtime", ""] + runtime_statement(run)
+    lines += ["", markdown_table(table), "", runtime_conditions(run)]
+    for v, error, logs in runtime_failures(run):
         lines += ["", (f"{variant_ref(v)} failed at runtime: {error}. Its image was built "
                        "and measured: its sizes stand.")]
         if logs:
@@ -260,28 +272,32 @@ def runtime_lines(record: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------- bytes
 
-def bytes_table(record: dict) -> pd.DataFrame | None:
+def _count(value: int | None) -> str:
+    return "–" if value is None else str(value)
+
+
+def bytes_table(run: Run) -> pd.DataFrame | None:
     """Where the bytes of each final image go, from the layer attribution."""
-    variants = [v for v in record.get("variants") or [] if is_measured(v)]
-    if not any(attribution_of(v) for v in variants):
+    variants = [v for v in run.variants if is_measured(v)]
+    if not any(v.attribution is not None for v in variants):
         return None
     data = []
     for v in variants:
-        att = attribution_of(v)
-        split = as_dict(att.get("split"))
-        parts = [split.get(k) for k in ("dependencies_bytes", "app_bytes", "other_bytes")]
-        by_stage = as_dict(att.get("by_stage"))
+        att = v.attribution
+        split = att.split if att is not None else None
+        parts = ([split.dependencies_bytes, split.app_bytes, split.other_bytes] if split
+                 else [None, None, None])
+        by_stage = (att.by_stage if att is not None else None) or {}
         data.append({
             "Variant": variant_cell(v),
-            "Base image": human_size(split.get("base_bytes")),
+            "Base image": human_size(split.base_bytes if split else None),
             "Dependencies (node_modules)": human_size(parts[0]),
             "App": human_size(parts[1]),
             "Other": human_size(parts[2]),
             "Above the base": "–" if None in parts else human_size(sum(parts)),
-            "History entries": "–" if att.get("history_count") is None else str(att["history_count"]),
-            "Layers": "–" if att.get("layer_count") is None else str(att["layer_count"]),
-            "Empty entries": ("–" if att.get("empty_history_count") is None
-                              else str(att["empty_history_count"])),
+            "History entries": _count(att.history_count if att else None),
+            "Layers": _count(att.layer_count if att else None),
+            "Empty entries": _count(att.empty_history_count if att else None),
             "By stage (above the base)": ", ".join(f"{stage} {human_size(b)}"
                                                    for stage, b in by_stage.items()) or "–",
         })
@@ -297,27 +313,27 @@ BYTES_NOTE = (
     "the image has layers.")
 
 
-def layer_table(variant: dict) -> pd.DataFrame | None:
+def _layer_row(layer: AttributedLayer) -> dict[str, str]:
+    return {
+        "#": str(layer.index),
+        "Source": "base image" if layer.source == "base" else "instruction",
+        "Instruction": layer.instruction or "–",
+        "Stage": "–" if layer.stage is None else str(layer.stage),
+        "From stage": "–" if layer.from_stage is None else str(layer.from_stage),
+        "Size": human_size(layer.size_bytes),
+        "node_modules": human_size(layer.node_modules_bytes),
+        "App": human_size(layer.app_bytes),
+        "Other": human_size(layer.other_bytes),
+    }
+
+
+def layer_table(variant: VariantResult) -> pd.DataFrame | None:
     """Every layer of one variant's image, with the instruction and stage that made it."""
-    layers = attribution_of(variant).get("layers")
+    layers = variant.attribution.layers if variant.attribution is not None else None
     if not layers:
         return None
-    data = []
-    for layer in layers:
-        base = layer.get("source") == "base"
-        data.append({
-            "#": str(layer.get("index", "–")),
-            "Source": "base image" if base else "instruction",
-            "Instruction": layer.get("instruction") or "–",
-            "Stage": "–" if layer.get("stage") is None else str(layer["stage"]),
-            "From stage": ("–" if layer.get("from_stage") is None else str(layer["from_stage"])),
-            "Size": human_size(layer.get("size_bytes")),
-            "node_modules": human_size(layer.get("node_modules_bytes")),
-            "App": human_size(layer.get("app_bytes")),
-            "Other": human_size(layer.get("other_bytes")),
-        })
-    return pd.DataFrame(data)
+    return pd.DataFrame([_layer_row(layer) for layer in layers])
 
 
-def bytes_lines(record: dict) -> list[str]:
-    return section_lines("Where the bytes go", bytes_table(record), BYTES_NOTE)
+def bytes_lines(run: Run) -> list[str]:
+    return section_lines("Where the bytes go", bytes_table(run), BYTES_NOTE)

@@ -1,10 +1,10 @@
-"""Records in, tables and charts out. Never touches Docker.
+"""Runs in (the typed model, harness.model), tables out. Never touches Docker.
 
-Formatting functions return text, lines or DataFrames of text and print nothing;
-`write_report` is the only function here that writes files. The sections live in their
-own modules (build_tables: build times and context; image_tables: shipping, runtime and
-where the bytes go; formatting: units and what a variant's record holds); this one holds
-the summary, what ships and the security posture, the CSV files, and puts table.md together.
+Formatting functions return text, lines or DataFrames of text and print nothing; the files
+are written by harness.report.writer. The sections live in their own modules (build_tables:
+build times and context; image_tables: shipping, runtime and where the bytes go;
+formatting: what a variant's result holds); this one holds the summary, what ships and the
+security posture, the CSV files, and puts table.md together.
 
 What table.md (and index.html, from the same functions) shows, in order:
 
@@ -39,61 +39,58 @@ Every table that shows a variant's figures marks (`*`) a variant built on a stan
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.sizes import STORE_NOTES, engine_label, mb, store_kind
+from harness.model import (
+    FAILED_AT_RUNTIME,
+    MEASURED,
+    Attribution,
+    Build,
+    Contents,
+    Registry,
+    Run,
+    RuntimeCheck,
+    VariantResult,
+)
 from harness.report.build_tables import (
-    BUILD_TIMES_CSV,
     SCENARIOS,
     build_rows,
     build_time_lines,
     builds,
     context_lines,
     scenario_tables,
+    variant_build_rows,
 )
 from harness.report.formatting import (
     STANDIN_MARK,
-    as_dict,
-    attribution_of,
     contents_of,
     estimate_error_pct,
     exact_compressed,
     final_base,
-    human_seconds,
-    human_size,
+    label_of,
     markdown_table,
     package_managers,
-    registry_of,
-    runtime_of,
+    run_of,
     short_ref,
     uses_standin,
 )
 from harness.report.image_tables import bytes_lines, runtime_lines, serving, shipping_lines
-from harness.store import FAILED_AT_RUNTIME, MEASURED, write_atomic
+from harness.report.units import human_seconds, human_size
 from harness.stats import summarize
-from harness.analysis.sizes import engine_label, size_lines
-
 
 # ---------------------------------------------------------------------------- the frame
 
-# Figures from the layer analysis (harness/analysis/layers) carried into the table and CSV.
-CONTENT_COLUMNS = ("compressed_estimate_bytes", "file_count", "files_bytes", "wasted_bytes",
-                   "efficiency", "duplicate_bytes", "app_node_modules_bytes",
-                   "app_node_modules_package_count", "source_map_bytes",
-                   "typescript_source_bytes", "has_shell", "os_package_count", "os_package_db")
 
-
-def _scenario_columns(record: dict) -> list[str]:
-    found = [s for v in record.get("variants") or [] for builder, primary, build in builds(record, v)
-             if primary for s in scenario_tables(record, build)]
+def _scenario_columns(run: Run) -> list[str]:
+    found = [s for v in run.variants for _, primary, build in builds(run, v)
+             if primary for s in scenario_tables(run, build)]
     return list(SCENARIOS) + [s for s in dict.fromkeys(found) if s not in SCENARIOS]
 
 
-def _scenario_figures(record: dict, variant: dict, scenarios: list[str]) -> dict:
-    primary = [r for r in build_rows({**record, "variants": [variant]}) if r.primary]
-    by_scenario = {r.scenario: r for r in primary}
+def _scenario_figures(run: Run, variant: VariantResult, scenarios: list[str]) -> dict:
+    by_scenario = {r.scenario: r for r in variant_build_rows(run, variant) if r.primary}
     out = {}
     for scenario in scenarios:
         r = by_scenario.get(scenario)
@@ -106,84 +103,136 @@ def _scenario_figures(record: dict, variant: dict, scenarios: list[str]) -> dict
     return out
 
 
-def frame(record: dict) -> pd.DataFrame:
+def _identity(run: Run, v: VariantResult) -> dict:
+    build = v.build
+    base = final_base(v)
+    return {
+        "name": v.name,
+        "label": label_of(v),
+        "status": v.status,
+        "error": v.error,
+        "builder": v.builder or (build.builder if build else None) or run.settings.builder
+        or "classic",
+        "base_image": (base.requested if base else None) or "",
+        "base_standin": bool(base and base.standin),
+        "uses_standin": uses_standin(v),
+    }
+
+
+def _image_figures(v: VariantResult) -> dict:
+    image = v.image
+    size = image.size_bytes if image else None
+    base = final_base(v)
+    base_size = base.size_bytes if base else None
+    return {
+        "image_id": image.id if image else None,
+        "size_bytes": size,
+        "layer_count": image.layer_count if image else None,
+        "history_count": image.history_count if image else None,
+        "base_size_bytes": base_size,
+        "added_bytes": (size - base_size) if size is not None and base_size is not None else None,
+    }
+
+
+def _build_figures(build: Build | None) -> dict:
+    build = build or Build()
+    samples = build.samples_seconds
+    summary = summarize(samples)
+    return {
+        "build_samples": len(samples),
+        "build_seconds_median": summary.median if summary else None,
+        "build_seconds_mad": summary.mad if summary else None,
+        "build_seconds_min": summary.min if summary else None,
+        "build_seconds_max": summary.max if summary else None,
+        "build_steps": build.steps_total,
+        "context_bytes": build.context_bytes,
+        "context_files": build.context_files,
+        "context_seconds": build.context_seconds,
+        "context_bytes_without_dockerignore": build.context_bytes_without_dockerignore,
+        "context_files_without_dockerignore": build.context_files_without_dockerignore,
+    }
+
+
+def _contents_figures(v: VariantResult) -> dict:
+    """What the layer analysis found, None throughout when it did not run or failed."""
+    c = contents_of(v)
+    known = c is not None
+    c = c or Contents()
+    return {
+        "user": v.image.user if v.image else None,
+        "compressed_estimate_bytes": c.compressed_estimate_bytes,
+        "file_count": c.file_count,
+        "files_bytes": c.files_bytes,
+        "wasted_bytes": c.wasted_bytes,
+        "efficiency": c.efficiency,
+        "duplicate_bytes": c.duplicate_bytes,
+        "app_node_modules_bytes": c.app_node_modules_bytes,
+        "app_node_modules_package_count": c.app_node_modules_package_count,
+        "source_map_bytes": c.source_map_bytes,
+        "typescript_source_bytes": c.typescript_source_bytes,
+        "has_shell": c.has_shell,
+        "os_package_count": c.os_package_count,
+        "os_package_db": c.os_package_db,
+        "dev_dependencies_shipped": len(c.dev_dependencies_present) if known else None,
+        "setuid_file_count": len(c.setuid_files) if known else None,
+        "package_managers": package_managers(c if known else None),
+    }
+
+
+def _registry_figures(v: VariantResult) -> dict:
+    reg = v.registry or Registry()
+    return {
+        "compressed_size_bytes": exact_compressed(v),
+        "compressed_estimate_error_pct": estimate_error_pct(v),
+        "push_seconds": reg.push_seconds,
+        "pull_seconds": reg.pull_seconds,
+        "pull_layers_present": reg.pull_layers_present,
+        "pull_layers": reg.pull_layers,
+        "image_removed_before_pull": reg.image_removed_before_pull,
+        "cold_pull_seconds": reg.cold_pull_seconds,
+        "cold_pull_error": reg.cold_pull_error,
+        "registry_error": reg.error,
+    }
+
+
+def _runtime_figures(v: VariantResult, state: tuple[str, str | None] | None) -> dict:
+    rt = v.runtime or RuntimeCheck(status="")
+    started = v.runtime is not None
+    return {
+        "runtime_status": rt.status if started else None,
+        "runtime_error": rt.error,
+        "seconds_to_healthy": rt.seconds_to_healthy,
+        "idle_memory_bytes": rt.idle_memory_bytes,
+        "memory_basis": rt.memory_basis,
+        "root_status": rt.root_status,
+        "root_content_type": rt.root_content_type,
+        "runtime_user": rt.user,
+        "get_root_vs_reference": state[0] if state else None,
+        "get_root_difference": state[1] if state else None,
+    }
+
+
+def _attribution_figures(v: VariantResult) -> dict:
+    att = v.attribution or Attribution()
+    split = att.split
+    return {
+        "split_base_bytes": split.base_bytes if split else None,
+        "split_dependencies_bytes": split.dependencies_bytes if split else None,
+        "split_app_bytes": split.app_bytes if split else None,
+        "split_other_bytes": split.other_bytes if split else None,
+        "empty_history_count": att.empty_history_count,
+    }
+
+
+def frame(run: Run) -> pd.DataFrame:
     """One row per variant, in the run's order, raw numbers with units in their names."""
-    rows = []
-    scenarios = _scenario_columns(record)
-    states = serving(record)
-    default_builder = (record.get("settings") or {}).get("builder") or "classic"
-    for v in record.get("variants", []):
-        image = v.get("image") or {}
-        build = v.get("build") or {}
-        samples = build.get("samples_seconds") or []
-        summary = summarize(samples)
-        base = final_base(v) or {}
-        size = image.get("size_bytes")
-        base_size = base.get("size_bytes")
-        contents = contents_of(v)
-        reg, rt, att = registry_of(v), runtime_of(v), attribution_of(v)
-        split = as_dict(att.get("split"))
-        state = states.get(v["name"])
-        rows.append({
-            "name": v["name"],
-            "label": v.get("label") or v["name"],
-            "status": v.get("status"),
-            "error": v.get("error"),
-            "builder": v.get("builder") or build.get("builder") or default_builder,
-            "base_image": base.get("requested") or base.get("stage_base") or "",
-            "base_standin": bool(base.get("standin")),
-            "uses_standin": uses_standin(v),
-            "image_id": image.get("id"),
-            "size_bytes": size,
-            "layer_count": image.get("layer_count"),
-            "history_count": image.get("history_count"),
-            "base_size_bytes": base_size,
-            "added_bytes": (size - base_size) if size is not None and base_size is not None else None,
-            "build_samples": len(samples),
-            "build_seconds_median": summary.median if summary else None,
-            "build_seconds_mad": summary.mad if summary else None,
-            "build_seconds_min": summary.min if summary else None,
-            "build_seconds_max": summary.max if summary else None,
-            "build_steps": build.get("steps_total"),
-            "context_bytes": build.get("context_bytes"),
-            "context_files": build.get("context_files"),
-            "context_seconds": build.get("context_seconds"),
-            "context_bytes_without_dockerignore": build.get("context_bytes_without_dockerignore"),
-            "context_files_without_dockerignore": build.get("context_files_without_dockerignore"),
-            "user": image.get("user") if image else None,
-            **{key: contents.get(key) for key in CONTENT_COLUMNS},
-            "dev_dependencies_shipped": (len(contents["dev_dependencies_present"])
-                                         if "dev_dependencies_present" in contents else None),
-            "setuid_file_count": (len(contents["setuid_files"])
-                                  if "setuid_files" in contents else None),
-            "package_managers": package_managers(contents),
-            "compressed_size_bytes": exact_compressed(v),
-            "compressed_estimate_error_pct": estimate_error_pct(v),
-            "push_seconds": reg.get("push_seconds"),
-            "pull_seconds": reg.get("pull_seconds"),
-            "pull_layers_present": reg.get("pull_layers_present"),
-            "pull_layers": reg.get("pull_layers"),
-            "image_removed_before_pull": reg.get("image_removed_before_pull"),
-            "cold_pull_seconds": reg.get("cold_pull_seconds"),
-            "cold_pull_error": reg.get("cold_pull_error"),
-            "registry_error": reg.get("error"),
-            "runtime_status": rt.get("status"),
-            "runtime_error": rt.get("error"),
-            "seconds_to_healthy": rt.get("seconds_to_healthy"),
-            "idle_memory_bytes": rt.get("idle_memory_bytes"),
-            "memory_basis": rt.get("memory_basis"),
-            "root_status": rt.get("root_status"),
-            "root_content_type": rt.get("root_content_type"),
-            "runtime_user": rt.get("user"),
-            "get_root_vs_reference": state[0] if state else None,
-            "get_root_difference": state[1] if state else None,
-            "split_base_bytes": split.get("base_bytes"),
-            "split_dependencies_bytes": split.get("dependencies_bytes"),
-            "split_app_bytes": split.get("app_bytes"),
-            "split_other_bytes": split.get("other_bytes"),
-            "empty_history_count": att.get("empty_history_count"),
-            **_scenario_figures(record, v, scenarios),
-        })
+    scenarios = _scenario_columns(run)
+    states = serving(run)
+    rows = [{**_identity(run, v), **_image_figures(v), **_build_figures(v.build),
+             **_contents_figures(v), **_registry_figures(v),
+             **_runtime_figures(v, states.get(v.name)), **_attribution_figures(v),
+             **_scenario_figures(run, v, scenarios)}
+            for v in run.variants]
     df = pd.DataFrame(rows)
     if not df.empty:
         first = df["size_bytes"].iloc[0]
@@ -247,19 +296,18 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def summary_notes(record: dict) -> list[str]:
+def summary_notes(run: Run) -> list[str]:
     """The notes under the summary table (markdown; the HTML page renders the same text)."""
-    settings = record.get("settings") or {}
-    builder = settings.get("builder", "classic")
-    others = [b for b in settings.get("builders") or [] if b != builder]
-    lines = [*size_lines(record),
+    builder = run.settings.builder
+    others = [b for b in run.settings.builders or [] if b != builder]
+    lines = [*size_lines(run),
              f"Build time: cold builds (no cache, base images already present) with the "
              f"{builder} builder, median ± MAD of the samples"
              + (f" (the {', '.join(others)} builder{'s' if len(others) > 1 else ''} and every "
                 "scenario: see the build-time table)" if others else "") + ". "
              "\"Added to base\" is the final size minus the size of the runtime stage's base image."
-             + _default_builder_note(record, builder)]
-    if any(v.get("status") == FAILED_AT_RUNTIME for v in record.get("variants") or []):
+             + _default_builder_note(run, builder)]
+    if any(v.status == FAILED_AT_RUNTIME for v in run.variants):
         lines.append("Failed at runtime: the image was built and measured (its figures are "
                      "real) but did not serve; see Runtime.")
     return lines
@@ -338,21 +386,21 @@ SECURITY_NOTE = ("Runs as: the image's USER (root when none is set). Shell: /bin
                  "setuid or setgid bit.")
 
 
-def standin_notes(record: dict) -> list[str]:
+def standin_notes(run: Run) -> list[str]:
     """One footnote per stand-in base used, naming what it is instead of the real image."""
     lines = []
-    for ref, res in sorted((record.get("bases") or {}).items()):
-        if not res.get("standin"):
+    for ref, res in sorted(run.bases.items()):
+        if not res.standin:
             continue
-        node = f", Node.js {res['node_version']}" if res.get("node_version") else ""
+        node = f", Node.js {res.node_version}" if res.node_version else ""
         lines.append(
             f"({STANDIN_MARK}) `{ref}` could not be pulled here; a local stand-in was used: "
-            f"`{res.get('used_ref')}` (recipe `{res.get('recipe')}`{node}). "
-            f"{res.get('standin_description') or ''}".rstrip())
+            f"`{res.used_ref}` (recipe `{res.recipe}`{node}). "
+            f"{res.standin_description or ''}".rstrip())
     return lines
 
 
-def failure_lines(df: pd.DataFrame, record: dict | None = None) -> list[str]:
+def failure_lines(df: pd.DataFrame, run: Run | None = None) -> list[str]:
     """Variants that failed (at build or at runtime), and builds or scenarios that failed."""
     out = []
     for _, r in df.iterrows():
@@ -362,8 +410,8 @@ def failure_lines(df: pd.DataFrame, record: dict | None = None) -> list[str]:
             out.append(f"- `{r['name']}` {error} (its image was built and measured)")
         elif r["status"] != "ok":
             out.append(f"- `{r['name']}` failed: {r['error'] or r['status']}")
-    if record is not None:
-        for row in build_rows(record):
+    if run is not None:
+        for row in build_rows(run):
             if row.state == "failed" and row.primary:
                 continue  # the variant's own failure, listed above
             if row.state in ("failed", "error"):
@@ -372,16 +420,18 @@ def failure_lines(df: pd.DataFrame, record: dict | None = None) -> list[str]:
     return out
 
 
-def markdown_lines(record: dict) -> list[str]:
-    df = frame(record)
+def markdown_lines(record: Run | dict) -> list[str]:
+    """table.md, as lines (an entry point: a results.json dict is read as the model)."""
+    run = run_of(record)
+    df = frame(run)
     if df.empty:
         return ["No variants were measured."]
-    lines = [markdown_table(summary_table(df)), ""] + summary_notes(record)
-    notes = standin_notes(record)
+    lines = [markdown_table(summary_table(df)), ""] + summary_notes(run)
+    notes = standin_notes(run)
     if notes:
         lines += [""] + notes
-    for section in (build_time_lines(record), context_lines(record), shipping_lines(record),
-                    runtime_lines(record)):
+    for section in (build_time_lines(run), context_lines(run), shipping_lines(run),
+                    runtime_lines(run)):
         if section:
             lines += [""] + section
     contents = contents_table(df)
@@ -393,23 +443,44 @@ def markdown_lines(record: dict) -> list[str]:
     security = security_table(df)
     if security is not None:
         lines += ["", "## Security posture", "", markdown_table(security), "", SECURITY_NOTE]
-    section = bytes_lines(record)
+    section = bytes_lines(run)
     if section:
         lines += [""] + section
-    fails = failure_lines(df, record)
+    fails = failure_lines(df, run)
     if fails:
         lines += ["", "Failures:"] + fails
-    engine = record.get("engine") or {}
-    machine = record.get("machine") or {}
-    lines += ["", (f"Run {record.get('run_id')} on {machine.get('hostname')} "
-                   f"({machine.get('cpu_count')} CPUs), {engine_label(engine)} "
-                   f"(API {engine.get('api_version')}).")]
+    lines += ["", run_line(run)]
     return lines
 
 
-def _default_builder_note(record: dict, builder: str) -> str:
+def run_line(run: Run) -> str:
+    """The last line of table.md: which run, on which machine and engine."""
+    return (f"Run {run.run_id} on {run.machine.hostname} ({run.machine.cpu_count} CPUs), "
+            f"{engine_label(run.engine)} (API {run.engine.api_version}).")
+
+
+def size_lines(run: Run) -> list[str]:
+    """What "Final size" means and what this engine's own figures would have shown."""
+    kind = store_kind(run.engine)
+    lines = [("Final size: the bytes of the files in the image's layers, uncompressed, the same on "
+              "every engine (what `docker images` shows on Docker's overlay2 store), in SI units "
+              f"(1 MB = 1,000,000 bytes). Measured on {engine_label(run.engine)}.")]
+    images = [(v.label or v.name, v.image) for v in run.variants if v.image is not None]
+    differ = [(label, image) for label, image in images
+              if image.listed_size_bytes not in (None, image.size_bytes)]
+    if kind != "graph" or differ:
+        shown = ", ".join(f"{label} {mb(image.listed_size_bytes)} (final size {mb(image.size_bytes)})"
+                          for label, image in differ[:3])
+        lines.append(f"On this engine {STORE_NOTES[kind]}" + (f": {shown}." if shown else "."))
+    if any(image.size_basis not in (None, "layers", "inspect") for _, image in images):
+        lines.append("A size marked by its basis was not read from the layers (the layer analysis "
+                     "failed or was off): it is this engine's own figure.")
+    return lines
+
+
+def _default_builder_note(run: Run, builder: str) -> str:
     """Which builder `docker build` uses on this engine, when the run timed another."""
-    default = (record.get("engine") or {}).get("default_builder")
+    default = run.engine.default_builder
     if not default or default == builder or (default == "buildah" and builder == "classic"):
         return ""
     return (f" On this engine `docker build` uses {'BuildKit' if default == 'buildkit' else default} "
@@ -431,10 +502,10 @@ def _raw_values(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def csv_text(record: dict) -> str:
+def csv_text(run: Run) -> str:
     """results.csv: one row per variant."""
     buf = io.StringIO()
-    _raw_values(frame(record)).to_csv(buf, index=False)
+    _raw_values(frame(run)).to_csv(buf, index=False)
     return buf.getvalue()
 
 
@@ -445,11 +516,11 @@ BUILD_TIMES_COLUMNS = (
     "steps_cached", "steps_rebuilt", "changed", "samples_seconds", "warmup_seconds")
 
 
-def build_times_frame(record: dict) -> pd.DataFrame:
+def build_times_frame(run: Run) -> pd.DataFrame:
     """build_times.csv: one row per variant x builder x scenario, statistics and samples."""
-    standins = {v["name"]: uses_standin(v) for v in record.get("variants") or []}
+    standins = {v.name: uses_standin(v) for v in run.variants}
     rows = []
-    for r in build_rows(record):
+    for r in build_rows(run):
         s = r.summary
         rows.append({
             "variant": r.name, "uses_standin": standins.get(r.name, False),
@@ -470,46 +541,8 @@ def build_times_frame(record: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(BUILD_TIMES_COLUMNS))
 
 
-def build_times_csv_text(record: dict) -> str:
+def build_times_csv_text(run: Run) -> str:
     buf = io.StringIO()
-    _raw_values(build_times_frame(record)).to_csv(buf, index=False)
+    _raw_values(build_times_frame(run)).to_csv(buf, index=False)
     return buf.getvalue()
 
-
-def history_entries(results_dir: Path) -> list:
-    """The history beside a run directory, if any (damaged lines are skipped here and
-    reported by `harness history`)."""
-    from harness.track.history import HISTORY_FILE, read_history
-
-    path = results_dir / HISTORY_FILE
-    return read_history(path)[0] if path.exists() else []
-
-
-@dataclass
-class Written:
-    table: Path
-    csv: Path
-    chart: Path
-    html: Path
-    charts: list[Path]
-    build_times_csv: Path | None = None
-
-
-def write_report(record: dict, run_dir: Path) -> Written:
-    """(Re)generate table.md, results.csv, build_times.csv, the charts and index.html."""
-    from harness.report import charts
-    from harness.report import html as html_report  # both render from this module's tables
-
-    out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
-                  run_dir / "index.html", [], run_dir / BUILD_TIMES_CSV)
-    write_atomic(out.table, "\n".join(markdown_lines(record)) + "\n")
-    write_atomic(out.csv, csv_text(record))
-    write_atomic(out.build_times_csv, build_times_csv_text(record))
-    for name, draw in (("sizes", charts.sizes), ("composition", charts.composition),
-                       ("build_times", charts.build_times)):
-        out.charts += charts.save(draw(record), run_dir / name)
-    entries = history_entries(run_dir.parent)
-    if entries:
-        out.charts += charts.save(charts.trends(entries), run_dir / "trends")
-    write_atomic(out.html, html_report.render(record, run_dir))
-    return out

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.report.markdown import human_size
 from harness.bench.variants import MANIFEST, name_from_file
+from harness.errors import HarnessError
+from harness.model import Run, VariantResult
+from harness.report.formatting import run_of
+from harness.report.units import human_size
 
 UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
@@ -158,27 +160,32 @@ class Breach:
 BREACH, OK, UNCHECKED = "breach", "ok", "unchecked"
 
 
-def check(record: dict, budgets: Budgets, baseline: dict | None = None) -> list[Breach]:
-    """Every limit a variant of `record` exceeds; a failed build exceeds all of its limits."""
-    return [b for result, b in _assess(record, budgets, baseline) if result == BREACH]
+def check(run: Run | dict, budgets: Budgets, baseline: Run | dict | None = None) -> list[Breach]:
+    """Every limit a variant of `run` exceeds; a failed build exceeds all of its limits."""
+    return [b for result, b in _assess(run_of(run), budgets, _baseline(baseline))
+            if result == BREACH]
 
 
-def unchecked(record: dict, budgets: Budgets, baseline: dict | None = None) -> list[str]:
+def unchecked(run: Run | dict, budgets: Budgets, baseline: Run | dict | None = None) -> list[str]:
     """Limits that could not be checked (no baseline, no such variant), one line each."""
-    return [b.unchecked_line() for result, b in _assess(record, budgets, baseline)
+    return [b.unchecked_line() for result, b in _assess(run_of(run), budgets, _baseline(baseline))
             if result == UNCHECKED]
 
 
-def _assess(record: dict, budgets: Budgets, baseline: dict | None) -> list[tuple[str, Breach]]:
+def _baseline(baseline: Run | dict | None) -> Run | None:
+    return None if baseline is None else run_of(baseline)
+
+
+def _assess(run: Run, budgets: Budgets, baseline: Run | None) -> list[tuple[str, Breach]]:
     """(BREACH | OK | UNCHECKED, what was compared) for every limit that applies."""
-    before = {v["name"]: v for v in (baseline or {}).get("variants", [])}
+    before = {v.name: v for v in baseline.variants} if baseline else {}
     out = []
-    for v in record.get("variants", []):
-        limits = budget_for(budgets, v["name"])
+    for v in run.variants:
+        limits = budget_for(budgets, v.name)
         for key in (k for k in KEYS if k in limits):  # a fixed order, whatever the merge
-            result, measured = _MEASURES[key](v, limits[key], before.get(v["name"]), baseline)
-            out.append((result, Breach(v["name"], key, limits[key].text, measured)))
-    names = {v["name"] for v in record.get("variants", [])}
+            result, measured = _MEASURES[key](v, limits[key], before.get(v.name), baseline)
+            out.append((result, Breach(v.name, key, limits[key].text, measured)))
+    names = {v.name for v in run.variants}
     out += [(UNCHECKED, Breach(name, "budget", "(all limits)", "the run has no such variant"))
             for name in budgets if name != DEFAULT and name not in names]
     return out
@@ -188,57 +195,65 @@ def _exact(n: int) -> str:
     return f"{human_size(n)} ({n:,} B)"
 
 
-def _failed(variant: dict) -> tuple[str, str] | None:
-    if variant.get("status") == "ok":
+def _failed(variant: VariantResult) -> tuple[str, str] | None:
+    if variant.status == "ok":
         return None
-    return BREACH, f"nothing measured: the build failed ({variant.get('error') or 'no error recorded'})"
+    return BREACH, f"nothing measured: the build failed ({variant.error or 'no error recorded'})"
 
 
-def _size(variant: dict, limit: Limit, _before, _baseline) -> tuple[str, str]:
-    size = (variant.get("image") or {}).get("size_bytes")
+def _size_of(variant: VariantResult | None) -> int | None:
+    """The uncompressed size budgets bound (`docker images`' figure); None: no image."""
+    return variant.image.size_bytes if variant is not None and variant.image else None
+
+
+def _size(variant: VariantResult, limit: Limit, _before, _baseline) -> tuple[str, str]:
+    size = _size_of(variant)
     if size is None:
         return _failed(variant) or (UNCHECKED, "no size recorded")
     return (BREACH if size > limit.amount else OK), _exact(size)
 
 
-def _layers(variant: dict, limit: Limit, _before, _baseline) -> tuple[str, str]:
-    layers = (variant.get("image") or {}).get("layer_count")
+def _layers(variant: VariantResult, limit: Limit, _before, _baseline) -> tuple[str, str]:
+    layers = variant.image.layer_count if variant.image else None
     if layers is None:
         return _failed(variant) or (UNCHECKED, "no layer count recorded")
     return (BREACH if layers > limit.amount else OK), f"{layers} layers"
 
 
-def _growth(variant: dict, limit: Limit, before: dict | None, baseline: dict | None) -> tuple[str, str]:
-    size = (variant.get("image") or {}).get("size_bytes")
+def _growth(variant: VariantResult, limit: Limit, before: VariantResult | None,
+            baseline: Run | None) -> tuple[str, str]:
+    size = _size_of(variant)
     if size is None:
         return _failed(variant) or (UNCHECKED, "no size recorded")
     if baseline is None:
         return UNCHECKED, "no baseline run given"
-    old = ((before or {}).get("image") or {}).get("size_bytes")
+    old = _size_of(before)
     if old is None:
-        return UNCHECKED, f"baseline {baseline.get('run_id')} has no size for this variant"
+        return UNCHECKED, f"baseline {baseline.run_id} has no size for this variant"
     growth = size - old
     allowed = limit.amount if limit.percent is None else Decimal(old) * limit.percent / 100
     pct = f" ({growth / old * 100:+.2f}%)" if old else ""
-    measured = f"{growth:+,} B{pct}, {_exact(old)} in {baseline.get('run_id')} → {_exact(size)}"
+    measured = f"{growth:+,} B{pct}, {_exact(old)} in {baseline.run_id} → {_exact(size)}"
     return (BREACH if growth > allowed else OK), measured
 
 
 _MEASURES = {"max_size": _size, "max_layers": _layers, "max_growth": _growth}
 
 
-def check_main(record: dict, source: Path | None, baseline: dict | None = None) -> tuple[list[str], int]:
+def check_main(run: Run | dict, source: Path | None,
+               baseline: Run | dict | None = None) -> tuple[list[str], int]:
     """`--check`: (lines, exit code): 1 when a budget is exceeded, 2 when none is defined."""
     if source is None:
         return ["error: --check needs budgets (--budgets FILE or the variants manifest)"], 2
     budgets = load_budgets(source)
     if not budgets:
         return [f"error: --check: no budgets are defined in {source}"], 2
-    outcomes = _assess(record, budgets, baseline)
+    run = run_of(run)
+    outcomes = _assess(run, budgets, _baseline(baseline))
     breaches = [b for result, b in outcomes if result == BREACH]
     lines = [f"budget exceeded: {b.line()}" for b in breaches]
     lines += [f"note: {b.unchecked_line()}" for result, b in outcomes if result == UNCHECKED]
     checked = sum(result != UNCHECKED for result, _ in outcomes)
     if not breaches:
-        lines.insert(0, f"budgets met: {checked} limit(s) checked for run {record.get('run_id')}")
+        lines.insert(0, f"budgets met: {checked} limit(s) checked for run {run.run_id}")
     return lines, 1 if breaches else 0

@@ -18,11 +18,13 @@ import io
 import json
 import math
 import statistics
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.report.markdown import human_seconds, human_size
+from harness.model import HistoryEntry, Run, VariantResult
+from harness.report.formatting import build_samples, causes, recorded_compressed, run_of
+from harness.report.units import human_seconds, human_size, percent_change, signed_bytes
 
 DEFAULT_FACTOR = 1.10
 # Builds are slow, so runs carry few samples; 0.05 lets 4 samples a side (min p = 0.029) show
@@ -154,7 +156,9 @@ def time_change(scenario: str, before: list[float], after: list[float],
 
 @dataclass(frozen=True)
 class Facts:
-    """The comparable figures of one variant in one run; also the body of a history line."""
+    """The comparable figures of one variant in one run. A history line
+    (harness.model.HistoryEntry) holds the same fields: `to_entry` and `from_entry` are the
+    one converter each way."""
     run_id: str
     created_utc: str
     hostname: str | None
@@ -178,129 +182,47 @@ class Facts:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_entry(self) -> HistoryEntry:
+        """The history line of these figures."""
+        return HistoryEntry(**self.to_dict())
+
     @classmethod
-    def from_dict(cls, d: dict) -> Facts:
-        """Facts from their dict form; ValueError names what is missing or malformed."""
-        missing = [f.name for f in fields(cls) if f.name not in d]
-        if missing:
-            raise ValueError(f"missing key(s) {', '.join(missing)}")
-        facts = cls(**{f.name: d[f.name] for f in fields(cls)})
-        problem = facts._problem()
-        if problem:
-            raise ValueError(problem)
-        return facts
-
-    def _problem(self) -> str | None:
-        for name in ("run_id", "created_utc", "variant"):
-            if not isinstance(getattr(self, name), str):
-                return f"{name} is not a string"
-        try:
-            if self.when.tzinfo is None:
-                return f"created_utc {self.created_utc!r} has no time zone"
-        except ValueError:
-            return f"created_utc {self.created_utc!r} is not an ISO 8601 time"
-        for name in ("size_bytes", "layer_count", "compressed_size_bytes"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                return f"{name} is not an integer"
-        if not isinstance(self.build_samples, dict) or not all(
-                isinstance(s, list) and all(_is_number(x) for x in s)
-                for s in self.build_samples.values()):
-            return "build_samples is not a mapping of scenario to a list of seconds"
-        if not isinstance(self.bases, list) or not all(
-                isinstance(b, dict) and isinstance(b.get("requested"), str) for b in self.bases):
-            return "bases is not a list of FROM records"
-        return None
+    def from_entry(cls, entry: HistoryEntry) -> Facts:
+        """What compare compares, from a history line."""
+        return cls(**asdict(entry))
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+BASE_KEYS = ("stage", "requested", "image_id", "digest", "standin", "final")
 
 
-def facts(record: dict, variant: dict) -> Facts:
-    image = variant.get("image") or {}
-    harness = record.get("harness") or {}
-    git = harness.get("git") or {}
+def facts(run: Run | dict, variant: VariantResult | dict) -> Facts:
+    """The comparable figures of `variant` in `run` (dicts, as results.json holds them, are
+    converted first)."""
+    if isinstance(run, dict) or isinstance(variant, dict):
+        run, variant = _typed_pair(run, variant)
+    image = variant.image
+    git = run.harness.git
     return Facts(
-        run_id=record["run_id"], created_utc=record["created_utc"],
-        hostname=(record.get("machine") or {}).get("hostname"),
-        git_commit=git.get("commit"), git_dirty=git.get("dirty"),
-        variant=variant["name"], label=variant.get("label") or variant["name"],
-        status=variant.get("status"),
-        dockerfile_sha256=variant.get("dockerfile_sha256"),
-        context_sha256=variant.get("context_sha256"),
-        size_bytes=image.get("size_bytes"), layer_count=image.get("layer_count"),
-        compressed_size_bytes=compressed_size(variant),
-        build_samples=build_samples(record, variant),
-        bases=[{k: f.get(k) for k in ("stage", "requested", "image_id", "digest", "standin", "final")}
-               for f in variant.get("froms") or [] if f.get("image_id") or f.get("digest")],
+        run_id=run.run_id, created_utc=run.created_utc, hostname=run.machine.hostname,
+        git_commit=git.commit, git_dirty=git.dirty,
+        variant=variant.name, label=variant.label or variant.name, status=variant.status,
+        dockerfile_sha256=variant.dockerfile_sha256, context_sha256=variant.context_sha256,
+        size_bytes=image.size_bytes if image else None,
+        layer_count=image.layer_count if image else None,
+        compressed_size_bytes=recorded_compressed(variant),
+        build_samples=build_samples(run, variant),
+        bases=[{k: getattr(f, k) for k in BASE_KEYS}
+               for f in variant.froms if f.image_id or f.digest],
     )
 
 
-def compressed_size(variant: dict) -> int | None:
-    """The compressed size under either key the runner may write, else None."""
-    image = variant.get("image") or {}
-    compressed = variant.get("compressed") or {}
-    value = image.get("compressed_size_bytes")
-    return value if value is not None else compressed.get("registry_bytes")
-
-
-def build_samples(record: dict, variant: dict) -> dict[str, list[float]]:
-    """Raw samples per scenario: `build.scenarios` when present, else the run's one scenario."""
-    build = variant.get("build") or {}
-    scenarios = build.get("scenarios")
-    if isinstance(scenarios, dict):
-        return {name: _samples(s) for name, s in scenarios.items()}
-    scenario = (record.get("settings") or {}).get("scenario") or "cold"
-    return {scenario: list(build.get("samples_seconds") or [])}
-
-
-def _samples(scenario) -> list[float]:
-    """A scenario is either its list of samples or a table with `samples_seconds`."""
-    if isinstance(scenario, dict):
-        scenario = scenario.get("samples_seconds")
-    return list(scenario or [])
-
-
-# Why two runs differ --------------------------------------------------------------------
-
-def causes(before: Facts, after: Facts) -> tuple[str, ...]:
-    """What changed between two runs: bases, Dockerfile, context; else why we cannot say."""
-    found = _base_changes(before.bases, after.bases)
-    unrecorded = []
-    for key, what in (("dockerfile_sha256", "Dockerfile"), ("context_sha256", "app (build context)")):
-        old, new = getattr(before, key), getattr(after, key)
-        if old is None or new is None:
-            unrecorded.append(what)
-        elif old != new:
-            found.append(f"{what} changed")
-    if found:
-        return tuple(found)
-    if unrecorded:
-        return (f"cause unknown (bases unchanged; {' and '.join(unrecorded)} hash not recorded)",)
-    return ("cause unknown (bases, Dockerfile and context unchanged)",)
-
-
-def _base_changes(before: list[dict], after: list[dict]) -> list[str]:
-    old = {b["requested"]: b for b in before}
-    new = {b["requested"]: b for b in after}
-    out = [f"FROM {ref} removed" for ref in old if ref not in new]
-    for ref, b in new.items():
-        a = old.get(ref)
-        if a is None:
-            out.append(f"FROM {ref} added")
-            continue
-        digests_differ = a.get("digest") and b.get("digest") and a["digest"] != b["digest"]
-        if a.get("image_id") != b.get("image_id") or digests_differ:
-            standin = ("" if bool(a.get("standin")) == bool(b.get("standin"))
-                       else ", now a stand-in" if b.get("standin") else ", no longer a stand-in")
-            out.append(f"base image {ref} changed ({_short(a)} → {_short(b)}{standin})")
-    return out
-
-
-def _short(base: dict) -> str:
-    ident = base.get("image_id") or base.get("digest") or "?"
-    return ident.split(":", 1)[-1][:12]
+def _typed_pair(run: Run | dict, variant: VariantResult | dict) -> tuple[Run, VariantResult]:
+    """Dict arguments as the model; a variant dict is converted inside its record, so that
+    a version-1 variant is migrated with it."""
+    if isinstance(variant, dict):
+        record = run.to_json() if isinstance(run, Run) else run
+        variant = run_of({**record, "variants": [variant]}).variants[0]
+    return run_of(run), variant
 
 
 # Rows --------------------------------------------------------------------------------------
@@ -360,39 +282,32 @@ def _times(before: Facts, after: Facts, factor: float, alpha: float) -> tuple[Ti
     return tuple(out)
 
 
-def compare(baseline_record: dict, current_record: dict, factor: float = DEFAULT_FACTOR,
+def compare(baseline: Run | dict, current: Run | dict, factor: float = DEFAULT_FACTOR,
             alpha: float = DEFAULT_ALPHA) -> list[Row]:
     """One row per variant name: the current run's order, then variants it no longer has."""
-    old = {v["name"]: facts(baseline_record, v) for v in baseline_record.get("variants", [])}
-    new = {v["name"]: facts(current_record, v) for v in current_record.get("variants", [])}
+    before, after = run_of(baseline), run_of(current)
+    old = {v.name: facts(before, v) for v in before.variants}
+    new = {v.name: facts(after, v) for v in after.variants}
     names = list(new) + [n for n in old if n not in new]
-    return [row(old.get(n), new.get(n), baseline_record["run_id"], current_record["run_id"],
-                factor, alpha) for n in names]
+    return [row(old.get(n), new.get(n), before.run_id, after.run_id, factor, alpha)
+            for n in names]
 
 
-def compare_variants(record: dict, a: str, b: str, factor: float = DEFAULT_FACTOR,
+def compare_variants(record: Run | dict, a: str, b: str, factor: float = DEFAULT_FACTOR,
                      alpha: float = DEFAULT_ALPHA) -> list[Row]:
     """Variant `a` (as baseline) against variant `b` of the same run: one row."""
-    by_name = {v["name"]: v for v in record.get("variants", [])}
+    run = run_of(record)
+    by_name = {v.name: v for v in run.variants}
     unknown = [n for n in (a, b) if n not in by_name]
     if unknown:
-        raise HarnessError(f"run {record.get('run_id')} has no variant(s) {', '.join(unknown)} "
+        raise HarnessError(f"run {run.run_id} has no variant(s) {', '.join(unknown)} "
                            f"(it has: {', '.join(by_name)})")
-    fa, fb = facts(record, by_name[a]), facts(record, by_name[b])
-    run = record["run_id"]
-    return [row(fa, fb, f"{run} {a}", f"{run} {b}", factor, alpha,
+    fa, fb = facts(run, by_name[a]), facts(run, by_name[b])
+    return [row(fa, fb, f"{run.run_id} {a}", f"{run.run_id} {b}", factor, alpha,
                 variant=f"{a} → {b}", label=f"{fa.label} → {fb.label}")]
 
 
 # Formats -----------------------------------------------------------------------------------
-
-def signed_bytes(delta: int) -> str:
-    return ("+" if delta >= 0 else "-") + human_size(abs(delta))
-
-
-def percent(before: float, after: float) -> float | None:
-    return (after - before) / before * 100 if before else None
-
 
 def _arrow(before, after) -> str:
     return "↑" if after > before else "↓" if after < before else "="
@@ -417,7 +332,7 @@ def _delta_cell(r: Row, attr: str) -> str:
         return "–"
     if a == b:
         return "="
-    pct = percent(b, a)
+    pct = percent_change(b, a)
     return f"{_arrow(b, a)} {signed_bytes(a - b)}" + (f" ({pct:+.1f}%)" if pct is not None else "")
 
 
@@ -487,7 +402,7 @@ def row_dict(r: Row) -> dict:
         out[attr] = {"before": b, "after": a}
         if attr != "status":
             both = b is not None and a is not None
-            out[attr].update(delta=a - b if both else None, pct=percent(b, a) if both else None)
+            out[attr].update(delta=a - b if both else None, pct=percent_change(b, a) if both else None)
     out["build"] = [asdict(t) for t in r.times]
     out["causes"] = list(r.causes)
     return out
@@ -535,12 +450,12 @@ def compare_main(baseline: Path, current: Path, fmt: str = "md", check: bool = F
     The text goes to stdout; the check lines to stderr, so json and csv stay parseable.
     A bad file or budget raises HarnessError (one line).
     """
-    from harness.track import budgets
     from harness import store as results
+    from harness.track import budgets
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
-    before, after = results.load(baseline), results.load(current)
+    before, after = results.load_run(baseline), results.load_run(current)
     text = FORMATS[fmt](compare(before, after, factor, alpha))
     if not check:
         return text, [], 0

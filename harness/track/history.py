@@ -1,8 +1,10 @@
 """An append-only history of every variant of every run: `results/history.jsonl`.
 
-One JSON line per variant per run (`compare.Facts` plus the schema version). Lines are only
-ever appended, whole, with one write and an fsync, so a crash leaves at most one truncated
-last line; readers report such a line and skip it. Appending a run twice adds nothing.
+One JSON line per variant per run (a `harness.model.HistoryEntry`: the fields of
+`compare.Facts` plus the schema version; `harness.store.read_history` reads it, for the trend
+chart too). Lines are only ever appended, whole, with one write and an fsync, so a
+crash leaves at most one truncated last line; readers report such a line and skip it.
+Appending a run twice adds nothing.
 
 `regressions` compares each run of a variant with the previous one, using the same rows as
 `harness compare`: any size or layer change is reported exactly, a build-time change only
@@ -11,37 +13,43 @@ when it is both beyond the factor and significant.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from harness.track import compare
 from harness import store as results
-from harness.track.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, Facts
 from harness.errors import HarnessError
-from harness.report.markdown import human_size
-
-HISTORY_FILE = "history.jsonl"
-SCHEMA_VERSION = 1  # bump when the keys of compare.Facts change
-
+from harness.model import HISTORY_SCHEMA_VERSION as SCHEMA_VERSION  # noqa: F401  (re-exported)
+from harness.model import HistoryEntry, Run
+from harness.report.formatting import run_of
+from harness.report.units import human_size, percent_change
+from harness.store import HISTORY_FILE, completes, read_history  # noqa: F401  (re-exported)
+from harness.track import compare
+from harness.track.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, Facts
 
 # Writing ----------------------------------------------------------------------------------
 
-def history_line(entry: Facts) -> str:
-    return json.dumps({"schema_version": SCHEMA_VERSION, **entry.to_dict()})
+def history_line(facts: Facts) -> str:
+    """The line of `facts` in history.jsonl, without its newline."""
+    return facts.to_entry().to_json()
 
 
-def append_run(history_path: Path, record: dict) -> int:
+def run_entries(run: Run | dict) -> list[HistoryEntry]:
+    """The history lines of a run, one per variant, in the run's order."""
+    run = run_of(run)
+    return [compare.facts(run, v).to_entry() for v in run.variants]
+
+
+def append_run(history_path: Path, run: Run | dict) -> int:
     """Append the run's variants not yet in the history; return how many lines were added."""
     path = Path(history_path)
     present = {(e.run_id, e.variant): e.status for e in read_history(path)[0]}
-    new = [f for f in (compare.facts(record, v) for v in record.get("variants", []))
-           if (f.run_id, f.variant) not in present or _completes(present[f.run_id, f.variant], f)]
+    new = [e for e in run_entries(run)
+           if (e.run_id, e.variant) not in present or completes(present[e.run_id, e.variant], e)]
     if not new:
         return 0
-    data = "".join(history_line(f) + "\n" for f in new).encode()
+    data = "".join(e.to_json() + "\n" for e in new).encode()
     if _ends_mid_line(path):
         data = b"\n" + data  # keep a crashed writer's fragment on its own (reported) line
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,70 +81,12 @@ def backfill(history_path: Path, results_dir: Path) -> list[str]:
         if not (run_dir / results.RESULTS_FILE).exists():
             continue
         try:
-            added = append_run(history_path, results.load(run_dir))
+            added = append_run(history_path, results.load_run(run_dir))
         except HarnessError as exc:
             lines.append(f"skipped: {exc}")
             continue
         lines.append(f"{run_dir.name}: {added} line(s) appended")
     return lines
-
-
-# Reading ----------------------------------------------------------------------------------
-
-def read_history(path: Path) -> tuple[list[Facts], list[str]]:
-    """The entries in file order, and one problem line per line that was skipped."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return [], []
-    except OSError as exc:
-        return [], [f"{path}: cannot read ({exc.strerror or exc})"]
-    entries: list[Facts] = []
-    problems: list[str] = []
-    seen: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (line number, index in entries)
-    for lineno, line in enumerate(raw.split(b"\n"), 1):
-        if not line.strip():
-            continue
-        entry, cause = _parse(line)
-        key = (entry.run_id, entry.variant) if entry is not None else None
-        if key in seen:
-            earlier_line, index = seen[key]
-            if _completes(entries[index].status, entry):
-                entries[index] = entry  # the run was completed with --resume
-                seen[key] = (lineno, index)
-                continue
-            entry, cause = None, f"duplicate of line {earlier_line}"
-        if entry is None:
-            problems.append(f"{path}:{lineno}: {cause}; skipped")
-            continue
-        seen[key] = (lineno, len(entries))
-        entries.append(entry)
-    return entries, problems
-
-
-def _completes(earlier_status: str | None, later: Facts) -> bool:
-    """A later line of the same run and variant replaces a failed one: `--resume` measured it."""
-    return earlier_status not in ("ok",) and later.status in ("ok", "failed-at-runtime") \
-        and later.status != earlier_status
-
-
-def _parse(line: bytes) -> tuple[Facts | None, str | None]:
-    try:
-        d = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
-    except ValueError:
-        return None, "not valid JSON (a truncated line?)"
-    if not isinstance(d, dict):
-        return None, "not a JSON object"
-    if d.get("schema_version") != SCHEMA_VERSION:
-        return None, (f"schema version {d.get('schema_version')!r} is not one this harness "
-                      f"reads ({SCHEMA_VERSION})")
-    try:
-        return Facts.from_dict(d), None
-    except ValueError as exc:
-        return None, str(exc)
 
 
 # Regressions ------------------------------------------------------------------------------
@@ -154,15 +104,15 @@ class Change:
     causes: tuple[str, ...]
 
 
-def by_variant(entries: list[Facts]) -> dict[str, list[Facts]]:
+def by_variant(entries: list[HistoryEntry]) -> dict[str, list[HistoryEntry]]:
     """Each variant's runs, oldest first."""
-    out: dict[str, list[Facts]] = {}
+    out: dict[str, list[HistoryEntry]] = {}
     for e in entries:
         out.setdefault(e.variant, []).append(e)
     return {name: sorted(runs, key=lambda e: (e.when, e.run_id)) for name, runs in out.items()}
 
 
-def regressions(entries: list[Facts], factor: float = DEFAULT_FACTOR,
+def regressions(entries: list[HistoryEntry], factor: float = DEFAULT_FACTOR,
                 alpha: float = DEFAULT_ALPHA) -> list[Change]:
     """Every change between consecutive runs of each variant; `worse` tells regressions.
 
@@ -177,14 +127,15 @@ def regressions(entries: list[Facts], factor: float = DEFAULT_FACTOR,
                 changes.append(_status_change(previous, entry))
             if entry.status == "ok":
                 if last_ok is not None:
-                    changes += _changes(compare.row(last_ok, entry, last_ok.run_id, entry.run_id,
-                                                    factor, alpha))
+                    changes += _changes(compare.row(
+                        Facts.from_entry(last_ok), Facts.from_entry(entry),
+                        last_ok.run_id, entry.run_id, factor, alpha))
                 last_ok = entry
             previous = entry
     return changes
 
 
-def _status_change(before: Facts, after: Facts) -> Change:
+def _status_change(before: HistoryEntry, after: HistoryEntry) -> Change:
     return Change(after.variant, before.run_id, after.run_id, "status", before.status,
                   after.status, after.status != "ok", f"{before.status} → {after.status}",
                   compare.causes(before, after))
@@ -196,7 +147,7 @@ def _changes(r: compare.Row) -> list[Change]:
         b, a = r.pair(attr)
         if b is None or a is None or a == b:
             continue
-        pct = compare.percent(b, a)
+        pct = percent_change(b, a)
         delta = f"{a - b:+,}" + ("" if attr == "layer_count" else " B")
         shown = (f"{b} → {a}" if attr == "layer_count" else f"{human_size(b)} → {human_size(a)}")
         detail = f"{shown}: {delta}" + (f" ({pct:+.2f}%)" if pct is not None else "")

@@ -1,0 +1,57 @@
+"""The one writer of a run's outputs: table.md, results.csv, build_times.csv, the charts
+(PNG and SVG) and index.html, every file replaced atomically.
+
+Each chart is drawn once, saved beside the page and embedded in it, so index.html shows
+exactly the files next to it. The history (for the trend chart) is data passed in; when the
+caller passes none, the one beside the run directory is read (results/<run>/ sits beside
+results/history.jsonl), so every way of writing a run's outputs draws the same trends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.model import HistoryEntry, Run
+from harness.report import charts, html
+from harness.report.build_tables import BUILD_TIMES_CSV
+from harness.report.formatting import run_of
+from harness.report.markdown import build_times_csv_text, csv_text, markdown_lines
+from harness.store import history_beside, write_atomic
+
+
+@dataclass
+class Written:
+    table: Path
+    csv: Path
+    chart: Path
+    html: Path
+    charts: list[Path]
+    build_times_csv: Path | None = None
+
+
+def write_outputs(record: Run | dict, run_dir: Path,
+                  history: list[HistoryEntry] | None = None) -> Written:
+    """(Re)generate every output of the run in `run_dir`; `history` None reads the history
+    beside the run directory, [] draws no trend chart. A results.json dict (of any schema
+    version this harness reads) is read as the model once, here."""
+    run = run_of(record)
+    run_dir = Path(run_dir)
+    if history is None:
+        history = history_beside(run_dir)
+    out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
+                  run_dir / html.INDEX, [], run_dir / BUILD_TIMES_CSV)
+    write_atomic(out.table, "\n".join(markdown_lines(run)) + "\n")
+    write_atomic(out.csv, csv_text(run))
+    write_atomic(out.build_times_csv, build_times_csv_text(run))
+    entries = html.history_until(run, history)
+    images: dict[str, bytes] = {}
+    for chart in html.CHARTS:
+        fig = chart.draw(run, entries)
+        if fig is None:
+            continue
+        paths = charts.save(fig, run_dir / chart.name)  # PNG first, then SVG
+        out.charts += paths
+        images[chart.name] = paths[0].read_bytes()
+    write_atomic(out.html, html.render(run, run_dir, entries, images=images))
+    return out
