@@ -37,6 +37,7 @@ from harness.bench.engine_port import (  # noqa: F401
     _cold_pull,
     remove_untagged,
 )
+from harness.bench.options import RunOptions, settings_json  # noqa: F401  (re-exported)
 from harness.bench.variants import Variant
 from harness.engine import runtime
 from harness.engine.build import (
@@ -66,27 +67,6 @@ class QuietProgress:
     def step(self, text: str) -> None: ...
     def note(self, text: str) -> None: ...
     def finished(self, *args) -> None: ...
-
-
-@dataclass
-class RunOptions:
-    repeat: int = 3
-    out: Path = Path("results")
-    bases_mode: str = "auto"
-    bases_lock: Path | None = None
-    update_lock: bool = False
-    analyze: bool = True  # read each image's layers: contents, waste, compressed estimate
-    scenarios: tuple[str, ...] = (scenarios.COLD,)  # the CLI's default is all four
-    warmup: int | None = None  # uncounted builds per scenario (None: 1, none for cold)
-    builders: tuple[str, ...] = ("classic",)  # the first one's image is the one measured
-    timeout: float | None = None  # seconds per build
-    runtime: bool = False  # start each image and check that it serves
-    registry: bool = False  # push to and pull from a loopback registry: exact compressed size
-    cold_pull: bool = False  # with registry: also pull into an empty engine of our own
-    keep_images: bool = True  # keep each variant's final image after the run
-    secret_args: tuple[str, ...] = ()  # masked too, besides harness.secrets.SECRET_WORDS
-    resume: Path | None = None  # a run directory to complete instead of starting a new one
-    settings: dict = field(default_factory=dict)  # extra settings to record (paths given)
 
 
 @dataclass
@@ -191,13 +171,7 @@ def _open_run(port: EnginePort, opts: RunOptions, secret_values: list[str]) -> _
                                  results.utc_now().isoformat(timespec="seconds")]
         return _Run(opts.resume, record, done, secret_values)
     now = results.utc_now()
-    settings = {"repeat": opts.repeat, "builder": opts.builders[0],
-                "builders": list(opts.builders), "scenario": opts.scenarios[0],
-                "scenarios": list(opts.scenarios), "warmup": opts.warmup,
-                "timeout": opts.timeout, "runtime": opts.runtime, "registry": opts.registry,
-                "cold_pull": opts.cold_pull,
-                "bases_mode": opts.bases_mode, **opts.settings}
-    record = results.new_record(now, settings, port.describe())
+    record = results.new_record(now, settings_json(opts), port.describe())
     return _Run(results.new_run_dir(opts.out, now), record, {}, secret_values)
 
 

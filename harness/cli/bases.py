@@ -1,0 +1,61 @@
+"""`harness bases`: how each base image resolves; builds the missing stand-ins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_VARIANTS, ContextDir, VariantsDir, fail, load, out, spinner
+from harness.errors import HarnessError
+
+
+def bases_cmd(
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    context: ContextDir = None,
+    build: Annotated[bool, typer.Option("--build", help="Build the stand-ins that are missing.")] = False,
+    bases_mode: Annotated[str, typer.Option("--bases", help="auto | pull | present")] = "auto",
+) -> None:
+    """How each base image the variants name resolves; --build makes the missing stand-ins."""
+    from harness import engine
+    from harness.bases import resolve as bases
+    from harness.bases import standins
+    from harness.bench import runner
+
+    try:
+        variants = load(variants_dir, context)
+        client = engine.connect()
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    refs = list(dict.fromkeys(r for v in variants for r in runner.plan(v).refs))
+    recipes = standins.load_recipes()
+    if build:  # the stand-ins that have recipes, even when no variant names them yet
+        refs += [r.stands_in_for for r in recipes.values() if r.stands_in_for not in refs]
+    table = Table(title="Base images")
+    for col in ("Requested", "Resolves", "Image id", "Digest", "Size", "Stand-in"):
+        table.add_column(col, overflow="fold")
+    missing = 0
+    with spinner() as bar:
+        task = bar.add_task("resolving", total=None)
+        for ref in refs:
+            bar.update(task, description=f"resolving {ref}")
+            res = bases.resolve(client, ref, mode=bases_mode, build=build, recipes=recipes,
+                                log=lambda line, ref=ref: bar.update(task, description=f"{ref}: {line[:80]}"))
+            missing += res.image_id is None
+            table.add_row(*_row(ref, res))
+    out.print(table)
+    if missing:
+        hint = "" if build else "; `harness bases --build` builds the stand-ins"
+        raise fail(f"{missing} base image(s) unresolved{hint}")
+
+
+def _row(ref: str, res) -> tuple[str, ...]:
+    from harness.report.units import human_size
+
+    standin = (f"{res.used_ref} (recipe {res.recipe}, stands in for {ref}; "
+               f"{res.standin_description})") if res.standin else "no"
+    return (ref, res.status + (f" ({res.seconds:.1f} s)" if res.seconds >= 0.05 else ""),
+            (res.image_id or "–").replace("sha256:", "")[:12], res.digest or "–",
+            human_size(res.size_bytes) if res.size_bytes else "–",
+            standin if not res.error else res.error)

@@ -1,0 +1,55 @@
+"""What every command shares: the consoles, option types, defaults and error exits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from harness.errors import HarnessError
+from harness.store import PROJECT_ROOT
+
+DEFAULT_VARIANTS = PROJECT_ROOT / "variants"
+DEFAULT_OUT = PROJECT_ROOT / "results"
+
+# Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+VariantsDir = Annotated[Path, typer.Option(
+    "--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
+ContextDir = Annotated[Path | None, typer.Option(
+    "--context", help="Build context for every variant (default: the manifest's, else "
+                      "../sample_app).")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def spinner() -> Progress:
+    """A transient status line on stderr: what is being done, and for how long."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def load_warned(variants_dir: Path, context: Path | None, names: list[str] | None = None):
+    """The variants and what was wrong with variants.toml (printed as warnings): a bad
+    manifest does not stop a run, its Dockerfiles are then found by file name."""
+    from harness.bench.variants import load_variants_with_warnings, select
+
+    if context is not None and not context.is_dir():
+        raise HarnessError(f"--context {context}: no such directory")
+    variants, warnings = load_variants_with_warnings(variants_dir, context)
+    for line in warnings:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
+    return select(variants, names or []), warnings
+
+
+def load(variants_dir: Path, context: Path | None, names: list[str] | None = None):
+    return load_warned(variants_dir, context, names)[0]

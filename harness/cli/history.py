@@ -1,0 +1,45 @@
+"""`harness history`: changes between consecutive runs of each variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.common import DEFAULT_OUT, fail
+from harness.errors import HarnessError
+
+
+def history_cmd(
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="The results directory holding history.jsonl.")] = DEFAULT_OUT,
+    factor: Annotated[float, typer.Option(
+        help="A build-time change counts only beyond this ratio of medians (and when "
+             "significant).")] = 1.10,
+    alpha: Annotated[float, typer.Option(
+        help="Significance level of the Mann-Whitney U test on build-time samples.")] = 0.05,
+    import_runs: Annotated[bool, typer.Option(
+        "--import", help="First append the run directories under --out that the history "
+                         "lacks.")] = False,
+) -> None:
+    """Changes between consecutive runs of each variant: sizes and layers exactly, build time when significant."""
+    from harness.track import history
+
+    path = out_dir / history.HISTORY_FILE
+    try:
+        if import_runs:
+            for line in history.backfill(path, out_dir):
+                typer.echo(line)
+        lines, code = history.history_main(path, factor, alpha)
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    typer.echo("\n".join(lines))
+    entries = history.read_history(path)[0] if path.exists() else []
+    if entries:
+        # The results directory is no run directory: its trends chart stands alone.
+        from harness.report import charts
+
+        for written in charts.save(charts.trends(entries), out_dir / "trends"):
+            typer.echo(f"wrote {written}")
+    raise typer.Exit(code)

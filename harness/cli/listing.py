@@ -1,0 +1,54 @@
+"""`harness list`: the variants and whether the base images they need are present."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from harness.cli.common import DEFAULT_VARIANTS, ContextDir, VariantsDir, err, fail, load, out
+from harness.errors import HarnessError
+
+
+def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir = None) -> None:
+    """The variants: files, labels, targets, the base images they need and whether each is present."""
+    from harness import engine
+    from harness.bases import standins
+    from harness.bench import runner
+
+    try:
+        variants = load(variants_dir, context)
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    try:
+        client = engine.connect()
+    except HarnessError as exc:
+        client = None
+        err.print(f"[yellow]note:[/] {exc}; base presence unknown", highlight=False)
+    recipes = standins.load_recipes()
+    table = Table(title=f"Variants in {variants_dir}")
+    for col in ("#", "Name", "Approach", "Dockerfile", "Target", "Base images"):
+        table.add_column(col)
+    for i, v in enumerate(variants, 1):
+        p = runner.plan(v)
+        bases_text = p.problem or "\n".join(
+            f"{ref} ({_presence(client, ref, recipes)})" for ref in dict.fromkeys(p.refs)) or "scratch"
+        table.add_row(str(i), v.name + ("" if v.in_manifest else " (discovered)"), v.label,
+                      v.dockerfile.name, v.target or "(last stage)", bases_text)
+    out.print(table)
+
+
+def _presence(client, ref: str, recipes) -> str:
+    from docker.errors import ImageNotFound
+
+    from harness.bases import standins
+
+    if client is None:
+        return "unknown"
+    try:
+        client.api.inspect_image(ref)
+        return "present"
+    except ImageNotFound:
+        pass
+    recipe = standins.find_recipe(recipes, ref)
+    if recipe is None:
+        return "missing, no stand-in recipe"
+    return "stand-in present" if standins.existing_standin(client, recipe) else "missing; stand-in can be built"

@@ -1,0 +1,72 @@
+"""The command line's arguments -> bench.options.RunOptions, in one place. What a run
+records of its options, and reads back on `--resume`, is in bench.options."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from harness.bench.options import RunOptions, Selection, options_from_settings
+
+BUILDERS = ("classic", "buildkit")
+
+
+def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, context: Path | None,
+                out_dir: Path, bases_mode: str, bases_lock: Path | None, update_lock: bool,
+                analyze: bool, scenario: list[str] | None, warmup: int | None,
+                builder: list[str] | None, timeout: float | None, runtime: bool, registry: bool,
+                cold_pull: bool, keep_images: bool, secret_arg: list[str] | None) -> RunOptions:
+    """`harness run`'s options as given; a bad value is a usage error (exit 2)."""
+    from harness.bases.resolve import MODES
+    from harness.bench import scenarios
+    from harness.errors import HarnessError
+
+    if bases_mode not in MODES:
+        raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--bases")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"{out_dir} exists and is not a directory", param_hint="--out")
+    try:
+        chosen = scenarios.parse(scenario)
+    except HarnessError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenario") from None
+    return RunOptions(
+        repeat=repeat, out=out_dir, bases_mode=bases_mode, bases_lock=bases_lock,
+        update_lock=update_lock, analyze=analyze, scenarios=tuple(chosen), warmup=warmup,
+        builders=tuple(parse_builders(builder)), timeout=timeout, runtime=runtime,
+        registry=registry, cold_pull=cold_pull, keep_images=keep_images,
+        secret_args=tuple(secret_arg or ()),
+        selection=Selection(variants_dir, context, tuple(names or ())))
+
+
+def parse_builders(values: list[str] | None) -> list[str]:
+    """`--builder` values (repeatable, comma-separated, `both`) in order, without repeats."""
+    chosen: list[str] = []
+    for value in values or ["classic"]:
+        for name in (v.strip() for v in value.split(",")):
+            for n in list(BUILDERS) if name == "both" else [name]:
+                if n not in BUILDERS:
+                    raise typer.BadParameter(f"unknown builder {n!r}: classic, buildkit or both",
+                                             param_hint="--builder")
+                if n not in chosen:
+                    chosen.append(n)
+    return chosen
+
+
+def resumed(run_dir: Path, given: RunOptions) -> RunOptions:
+    """The options that complete `run_dir` (a run directory or its results.json): the run's
+    own settings, written beside it."""
+    from harness import store
+
+    previous = store.load_run(run_dir)  # HarnessError when there is no run to complete
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    return options_from_settings(previous.settings,
+                                 replace(given, resume=run_dir, out=run_dir.parent))
+
+
+def finished(opts: RunOptions, manifest_warnings: list[str]) -> RunOptions:
+    """The options a run starts with: a cold pull only with the registry, and what was wrong
+    with variants.toml recorded."""
+    return replace(opts, cold_pull=opts.registry and opts.cold_pull,
+                   manifest_warnings=tuple(manifest_warnings))

@@ -1,0 +1,32 @@
+"""`harness report`: regenerate a run's outputs from its results.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.common import DEFAULT_OUT, fail, out
+from harness.errors import HarnessError
+
+
+def report_cmd(
+    run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
+) -> None:
+    """Regenerate table.md, results.csv, build_times.csv, the charts and index.html from a results.json; needs no engine."""  # noqa: E501
+    from harness import store as results
+    from harness.report.markdown import markdown_lines
+    from harness.report.writer import write_outputs
+
+    run_dir = run_dir or DEFAULT_OUT / "latest"
+    try:
+        record = results.load_run(run_dir)
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    target = run_dir if run_dir.is_dir() else run_dir.parent
+    written = write_outputs(record, target)
+    out.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
+    out.print()
+    for path in (written.table, written.csv, written.build_times_csv, *written.charts, written.html):
+        out.print(f"wrote {path}", highlight=False)

@@ -1,0 +1,249 @@
+"""`harness run`: build and measure the variants, then write the run's outputs."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from harness.cli.common import (
+    DEFAULT_OUT,
+    DEFAULT_VARIANTS,
+    ContextDir,
+    VariantsDir,
+    err,
+    fail,
+    load_warned,
+    out,
+    spinner,
+)
+from harness.cli.options import finished, resumed, run_options
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from harness.bench.runner import RunOptions
+    from harness.model import Run
+
+
+# `harness run`'s options, declared apart to keep the command itself short.
+NamesOpt = Annotated[list[str] | None, typer.Argument(help="Variant names (default: all).")]
+RepeatOpt = Annotated[int, typer.Option(
+    min=1, help="Cold builds per variant; every sample is kept.")]
+OutDirOpt = Annotated[Path, typer.Option(
+    "--out", help="Where run directories are written.")]
+BasesModeOpt = Annotated[str, typer.Option(
+    "--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a "
+                    "pull fails; present: use only what is there.")]
+BasesLockOpt = Annotated[Path | None, typer.Option(
+    "--bases-lock", help="Record the bases used; refuse different ones on later runs.")]
+UpdateLockOpt = Annotated[bool, typer.Option(
+    "--update-lock", help="Accept bases that differ from --bases-lock and rewrite it.")]
+AnalyzeOpt = Annotated[bool, typer.Option(
+    "--analyze/--no-analyze", help="Read each image's layers: contents, waste, compressed "
+                                   "estimate, shell, packages.")]
+CheckOpt = Annotated[bool, typer.Option(
+    "--check", help="Exit 1 when a size budget is broken (budgets from --budgets or "
+                    "variants.toml).")]
+BudgetsFileOpt = Annotated[Path | None, typer.Option(
+    "--budgets", help="A TOML file of [budgets.<variant>] tables.")]
+ScenarioOpt = Annotated[list[str] | None, typer.Option(
+    "--scenario", help="cold, no-change, source-change, dependency-change or all "
+                       "(repeatable or comma-separated).")]
+WarmupOpt = Annotated[int | None, typer.Option(
+    min=0, help="Uncounted builds before each scenario's counted ones (default: 1, none "
+                "for cold).")]
+BuilderOpt = Annotated[list[str] | None, typer.Option(
+    "--builder", help="classic (the SDK), buildkit (the docker CLI) or both; the first "
+                      "one's image is measured.")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    min=1, help="Seconds one build may take before it is cancelled and counted as "
+                "failed.")]
+RuntimeOpt = Annotated[bool, typer.Option(
+    "--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid "
+                                   "limits) and check that it serves.")]
+RegistryOpt = Annotated[bool, typer.Option(
+    "--registry/--no-registry", help="Push to and pull from a loopback registry: exact "
+                                     "compressed size, push and pull time.")]
+ColdPullOpt = Annotated[bool, typer.Option(
+    "--cold-pull/--no-cold-pull", help="With --registry: also time each pull into an empty "
+                                       "engine of the harness's own (a private dockerd; "
+                                       "needs root), as a host that has none of the "
+                                       "layers.")]
+KeepImagesOpt = Annotated[bool, typer.Option(
+    "--keep-images/--no-keep-images", help="Keep each variant's final image after the "
+                                           "run.")]
+SecretArgOpt = Annotated[list[str] | None, typer.Option(
+    "--secret-arg", help="A build arg to mask in results, logs and reports (besides names "
+                         "containing TOKEN, SECRET, PASSWORD, PASSWD or API_KEY).")]
+ResumeOpt = Annotated[Path | None, typer.Option(
+    "--resume", help="Complete this run directory: measure only the variants it "
+                     "lacks.")]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: partial results saved, then exit 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+class RichProgress:
+    """Which variant, which build step, elapsed time."""
+
+    def __init__(self, progress: Progress):
+        self.p = progress
+        self.task = progress.add_task("starting", total=None)
+        self.head = ""
+
+    def variant(self, name, index, total, repetition, repeat):
+        self.head = f"[{index + 1}/{total}] {name} (build {repetition}/{repeat})"
+        self.p.reset(self.task, description=self.head)
+
+    def step(self, text):
+        self.p.update(self.task, description=f"{self.head}  {text[:70]}" if self.head else text[:90])
+
+    def note(self, text):
+        self.p.console.print(text, highlight=False)
+
+    def finished(self, name, ok, detail):
+        mark = "[green]ok[/]" if ok else f"[red]failed[/]: {detail}"
+        self.p.console.print(f"{name}: {mark}", highlight=False)
+
+
+def run_cmd(
+    names: NamesOpt = None,
+    repeat: RepeatOpt = 3,
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    context: ContextDir = None,
+    out_dir: OutDirOpt = DEFAULT_OUT,
+    bases_mode: BasesModeOpt = "auto",
+    bases_lock: BasesLockOpt = None,
+    update_lock: UpdateLockOpt = False,
+    analyze: AnalyzeOpt = True,
+    check: CheckOpt = False,
+    budgets_file: BudgetsFileOpt = None,
+    scenario: ScenarioOpt = None,
+    warmup: WarmupOpt = None,
+    builder: BuilderOpt = None,
+    timeout: TimeoutOpt = None,
+    runtime_check: RuntimeOpt = True,
+    use_registry: RegistryOpt = True,
+    cold_pull: ColdPullOpt = True,
+    keep_images: KeepImagesOpt = True,
+    secret_arg: SecretArgOpt = None,
+    resume: ResumeOpt = None,
+) -> None:
+    """Build and measure the variants; write results.json, results.csv, table.md and charts."""
+    given = run_options(names=names, repeat=repeat, variants_dir=variants_dir, context=context,
+                        out_dir=out_dir, bases_mode=bases_mode, bases_lock=bases_lock,
+                        update_lock=update_lock, analyze=analyze, scenario=scenario,
+                        warmup=warmup, builder=builder, timeout=timeout, runtime=runtime_check,
+                        registry=use_registry, cold_pull=cold_pull, keep_images=keep_images,
+                        secret_arg=secret_arg)
+    ready = _prepare(given, resume, check, budgets_file)
+    run_dir, record, code = _execute(ready)  # the typed run, as results.json holds it
+    if ready.manifest_warnings:
+        code = 1  # the manifest was not used as written: the nightly must notice
+    _write_outputs(record, run_dir, ready.opts.out)
+    if check:
+        check_code = _check_budgets(record, budgets_file or ready.variants_dir, ready.baseline)
+        code = code or check_code
+    raise typer.Exit(code)
+
+
+@dataclass
+class _Ready:
+    """A run about to start: its options, variants and engine."""
+    opts: RunOptions
+    variants: list
+    variants_dir: Path
+    manifest_warnings: list[str]
+    baseline: dict | None
+    client: object
+
+
+def _prepare(given: RunOptions, resume: Path | None, check: bool,
+             budgets_file: Path | None) -> _Ready:
+    """Everything that can fail before a build does, each failure one line and exit 1."""
+    from harness import engine
+
+    try:
+        opts = resumed(resume, given) if resume is not None else given
+        if "buildkit" in opts.builders:
+            from harness.engine.buildkit import available
+
+            problem = available()
+            if problem:
+                raise HarnessError(f"--builder buildkit: {problem}")
+        chosen = opts.selection
+        variants, warnings = load_warned(chosen.variants_dir, chosen.context, list(chosen.names))
+        if not variants:
+            raise HarnessError(f"no variants found in {chosen.variants_dir}")
+        baseline = None
+        if check:
+            from harness.track import budgets
+
+            budgets.load_budgets(budgets_file or chosen.variants_dir)  # a bad budget fails before building
+            baseline = _baseline(opts.out)
+        client = engine.connect()
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    return _Ready(finished(opts, warnings), variants, chosen.variants_dir, warnings, baseline, client)
+
+
+def _baseline(out_dir: Path) -> dict | None:
+    """The latest run, against which budgets' max_growth is checked."""
+    from harness import store
+
+    if not (out_dir / "latest").exists():
+        return None
+    try:
+        return store.load(out_dir / "latest")
+    except HarnessError as exc:
+        err.print(f"note: no baseline for max_growth: {exc}", highlight=False)
+        return None
+
+
+def _execute(ready: _Ready) -> tuple[Path, Run, int]:
+    """The bench, with a progress line; Ctrl-C or SIGTERM keeps the partial results."""
+    from harness.bench import runner
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with spinner() as bar:
+            return runner.execute(ready.client, ready.variants, ready.opts, RichProgress(bar))
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        err.print("interrupted: partial results saved", highlight=False)
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+
+
+def _write_outputs(record: Run, run_dir: Path, out_dir: Path) -> None:
+    from harness import store
+    from harness.report.markdown import markdown_lines
+    from harness.report.writer import write_outputs
+
+    written = write_outputs(record, run_dir)
+    store.point_latest(out_dir, run_dir)
+    out.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
+    out.print()
+    for path in (run_dir / store.RESULTS_FILE, written.csv, written.build_times_csv,
+                 written.table, *written.charts, written.html):
+        out.print(f"wrote {path}", highlight=False)
+    out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
+
+
+def _check_budgets(record: Run, budgets_source: Path, baseline: dict | None) -> int:
+    from harness.track import budgets
+
+    lines, code = budgets.check_main(record, budgets_source, baseline)
+    for line in lines:
+        out.print(line, highlight=False, markup=False)
+    return code

@@ -1,0 +1,157 @@
+"""The command line without an engine: the commands it lists, run options <-> the settings
+a run records (what --resume reads back), and usage errors."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.bench.options import Selection, options_from_settings, settings_of
+from harness.cli import app
+from harness.cli.options import finished, resumed, run_options
+from harness.model import Settings
+
+FIXTURE_RUN = Path(__file__).parent / "fixtures" / "run"
+COMMANDS = ("list", "run", "clean", "report", "bases", "engines", "history", "compare")
+
+
+def _given(tmp_path: Path, **changes) -> dict:
+    """`harness run`'s typer arguments, every one away from its default."""
+    args = dict(names=["single", "distroless"], repeat=5, variants_dir=tmp_path / "variants",
+                context=tmp_path / "app", out_dir=tmp_path / "out", bases_mode="present",
+                bases_lock=tmp_path / "bases.lock", update_lock=True, analyze=False,
+                scenario=["no-change,source-change"], warmup=2, builder=["buildkit", "classic"],
+                timeout=90.0, runtime=False, registry=True, cold_pull=False, keep_images=False,
+                secret_arg=["NPM_TOKEN"])
+    return {**args, **changes}
+
+
+def test_help_lists_every_command_in_order():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    listed = [line.split()[1] for line in result.output.splitlines()
+              if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1] in COMMANDS]
+    assert listed == list(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_its_own_help(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_typer_arguments_become_run_options(tmp_path):
+    opts = run_options(**_given(tmp_path))
+    assert (opts.repeat, opts.out, opts.bases_mode, opts.bases_lock, opts.update_lock,
+            opts.analyze) == (5, tmp_path / "out", "present", tmp_path / "bases.lock", True, False)
+    assert opts.scenarios == ("no-change", "source-change")
+    assert opts.builders == ("buildkit", "classic")
+    assert (opts.warmup, opts.timeout, opts.runtime, opts.registry, opts.cold_pull,
+            opts.keep_images, opts.secret_args) == (2, 90.0, False, True, False, False, ("NPM_TOKEN",))
+    assert opts.selection == Selection(tmp_path / "variants", tmp_path / "app",
+                                           ("single", "distroless"))
+
+
+def test_settings_round_trip_through_options_from_settings(tmp_path):
+    opts = finished(run_options(**_given(tmp_path)), ["variants.toml: line 3: bad"])
+    settings = settings_of(opts)
+    assert settings.builder == "buildkit" and settings.scenario == "no-change"
+    assert settings.manifest_warnings == ["variants.toml: line 3: bad"]
+    # What the record does not hold comes from the command line of the resuming run.
+    defaults = run_options(**_given(tmp_path / "elsewhere", names=None, repeat=3,
+                                    scenario=None, warmup=None, builder=None, timeout=None,
+                                    runtime=True, registry=False, cold_pull=True))
+    overrides = replace(defaults, out=opts.out, bases_mode=opts.bases_mode,
+                        bases_lock=opts.bases_lock, update_lock=opts.update_lock,
+                        analyze=opts.analyze, keep_images=opts.keep_images,
+                        secret_args=opts.secret_args)
+    back = options_from_settings(settings, overrides)
+    # manifest warnings are found again when the variants are loaded, not read back
+    assert back == replace(opts, manifest_warnings=())
+    assert settings_of(finished(back, ["variants.toml: line 3: bad"])) == settings
+
+
+def test_recorded_settings_win_and_the_command_line_fills_the_rest(tmp_path):
+    given = run_options(**_given(tmp_path))
+    back = options_from_settings(Settings(repeat=1, names=None, scenarios=[]), given)
+    assert back.repeat == 1  # recorded
+    assert back.selection.names == ("single", "distroless")  # none recorded: the given ones
+    assert back.scenarios == given.scenarios and back.builders == given.builders
+
+
+def test_cold_pull_needs_the_registry(tmp_path):
+    opts = run_options(**_given(tmp_path, registry=False, cold_pull=True))
+    assert opts.cold_pull and not finished(opts, []).cold_pull
+
+
+def test_resume_reads_the_runs_settings_and_writes_beside_it(tmp_path):
+    run_dir = tmp_path / "results" / "20250101T000000Z"
+    shutil.copytree(FIXTURE_RUN, run_dir)
+    given = run_options(**_given(tmp_path))
+    for path in (run_dir, run_dir / "results.json"):
+        opts = resumed(path, given)
+        assert (opts.resume, opts.out, opts.repeat) == (run_dir, run_dir.parent, 3)
+        assert opts.secret_args == given.secret_args  # not recorded: the command line's
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--bases", "bogus"], "Invalid value for --bases: must be one of auto, pull, present"),
+    (["run", "--builder", "nope"], "Invalid value for --builder: unknown builder 'nope'"),
+    (["run", "--repeat", "0"], "Invalid value for '--repeat'"),
+    (["compare", "a", "b", "--format", "xml"], "Invalid value for --format: must be md, json or csv"),
+    (["clean"], "Invalid value: give exactly one of --run ID or --all"),
+])
+def test_a_bad_option_value_is_a_one_line_usage_error(args, message):
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if "Invalid value" in line]
+    assert len(errors) == 1 and message in errors[0]
+
+
+@pytest.fixture
+def fake_bench(tmp_path, monkeypatch):
+    """`harness run` with the engine and the bench replaced: the fixture run's record is
+    what every run measures. Returns the options each run was given."""
+    from harness import engine, store
+    from harness.bench import runner
+
+    run = store.load_run(FIXTURE_RUN)
+    given = []
+
+    def execute(client, variants, opts, progress=None):
+        given.append((opts, [v.name for v in variants]))
+        run_dir = opts.resume or tmp_path / "out" / "20261126T120000Z"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.save(run_dir, run)
+        return run_dir, run, 0
+
+    monkeypatch.setattr(engine, "connect", lambda: object())
+    monkeypatch.setattr(runner, "execute", execute)
+    before = signal.getsignal(signal.SIGTERM)  # `harness run` handles SIGTERM like Ctrl-C
+    yield given
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_run_writes_the_outputs_and_resume_keeps_the_runs_method(tmp_path, fake_bench):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "single-node20", "--out", str(out), "--repeat", "2",
+                                      "--scenario", "cold", "--no-registry"])
+    assert result.exit_code == 0, result.output
+    run_dir = out / "20261126T120000Z"
+    opts, names = fake_bench[-1]
+    assert names == ["single-node20"] and (opts.repeat, opts.scenarios, opts.out) == (2, ("cold",), out)
+    assert not opts.cold_pull  # no registry, no cold pull
+    for name in ("table.md", "results.csv", "build_times.csv", "sizes.png", "index.html"):
+        assert (run_dir / name).is_file() and f"wrote {run_dir / name}" in result.output
+    assert (out / "latest").resolve() == run_dir.resolve()
+
+    result = CliRunner().invoke(app, ["run", "--resume", str(run_dir), "--repeat", "7",
+                                      "--out", str(tmp_path / "ignored")])
+    assert result.exit_code == 0, result.output
+    opts, _ = fake_bench[-1]
+    assert (opts.resume, opts.out, opts.repeat) == (run_dir, out, 3)  # the record's repeat
