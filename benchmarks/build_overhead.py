@@ -53,11 +53,11 @@ from docker.errors import APIError
 from requests.exceptions import RequestException
 
 from harness import engine
-from harness.bases import resolve as bases
 from harness.analysis import dockerfile
+from harness.bases import resolve as bases
+from harness.bench.variants import Variant, load_variants
 from harness.engine.build import build_image, pack_context
 from harness.errors import BuildFailed, HarnessError
-from harness.bench.variants import Variant, load_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VARIANTS = ("multistage-alpine", "three-stage")

@@ -5,17 +5,16 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import build_tiny
 from docker.errors import ImageNotFound
 
-from harness.bases import standins
-from harness.bases import resolve as bases
-from harness.bench import runner
 from harness.analysis import layers, sizes
+from harness.bases import resolve as bases
+from harness.bases import standins
+from harness.bench import runner
+from harness.bench.variants import load_variants
 from harness.engine import describe
 from harness.errors import HarnessError
-from harness.bench.variants import load_variants
-
-from conftest import build_tiny
 
 pytestmark = pytest.mark.engine
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import require
 
+from harness.analysis.dockerfile import needs_buildkit
 from harness.engine import buildkit
 from harness.engine.build import build_image, pack_context
 from harness.engine.buildkit import Cli, ProgressParser, build_image_buildkit
-from harness.analysis.dockerfile import needs_buildkit
 from harness.errors import BuildFailed, HarnessError
 
 BUSYBOX = Path("/bin/busybox")

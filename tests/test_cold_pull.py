@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from conftest import build_tiny, require
 
+from harness.bench import runner
 from harness.engine import private as private_engine
 from harness.engine import registry
-from harness.bench import runner
 
 pytestmark = pytest.mark.engine
 

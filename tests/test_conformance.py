@@ -33,12 +33,11 @@ import docker
 import pytest
 from conftest import require
 
-from harness.bases import standins
-from harness.engine import registry
 from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, filesystem, tarparse
 from harness.analysis.layers.model import FILE, LINK, SYMLINK
-from harness.engine import describe_from
+from harness.bases import standins
+from harness.engine import describe_from, registry
 
 ENGINES = ("docker20", "docker26", "docker26-containerd", "podman")
 STATE = Path(os.environ.get("HARNESS_STATE") or "/var/tmp/harness")

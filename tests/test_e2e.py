@@ -11,8 +11,8 @@ import sys
 import pytest
 from conftest import ROOT, leftovers
 
-from harness.engine import private as private_engine
 from harness.analysis import sizes
+from harness.engine import private as private_engine
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from harness.bench import runner
 from harness.analysis import sizes
+from harness.bench import runner
 from harness.bench.variants import load_variants
 
 pytestmark = pytest.mark.engine

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import docker
 import pytest
+from conftest import require
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
-
-from conftest import require
 
 ENGINES = ("docker20", "docker26", "docker26-containerd", "podman")
 STATE = Path(os.environ.get("HARNESS_STATE") or "/var/tmp/harness")

@@ -30,8 +30,6 @@ from conftest import require
 from dive_oracle import dive_waste
 from zlib_ng import zlib_ng
 
-from harness.engine import registry
-from harness.engine import describe as describe_engine
 from harness.analysis import layers, sizes
 from harness.analysis.layers import archive, contents, estimate, filesystem, tarparse
 from harness.analysis.layers.model import (
@@ -45,6 +43,8 @@ from harness.analysis.layers.model import (
     Entry,
     LayerIndex,
 )
+from harness.engine import describe as describe_engine
+from harness.engine import registry
 from harness.errors import HarnessError
 
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: a shell for RUN in FROM-scratch images
@@ -380,7 +380,8 @@ def test_read_layer_rejects_a_truncated_or_corrupt_tar():
     with pytest.raises(HarnessError, match="ends inside a member"):
         tarparse.read_layer(io.BytesIO(data[:len(data) // 2]))
     with pytest.raises(HarnessError, match="ends before its end"):  # cut between two members
-        first = next(iter(tarfile.open(fileobj=io.BytesIO(data))))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            first = next(iter(tar))
         tarparse.read_layer(io.BytesIO(data[:first.offset_data + 1536]))
     corrupt = bytearray(data)
     corrupt[600] ^= 0xFF  # in the second header (the first is a pax header of 512 + data)
@@ -640,7 +641,8 @@ def test_the_cache_skips_layers_read_before_and_gives_the_same_figures():
     again = layers.analyze_archive([data], attrs_of(tars, ENV), cache=cache)
     fresh = layers.analyze_archive([data], attrs_of(tars, ENV))
     assert (first["cache_hits"], again["cache_hits"], fresh["cache_hits"]) == (0, 3, 0)
-    assert {k: v for k, v in again.items() if k not in VOLATILE} == {k: v for k, v in fresh.items() if k not in VOLATILE}
+    assert ({k: v for k, v in again.items() if k not in VOLATILE}
+            == {k: v for k, v in fresh.items() if k not in VOLATILE})
     # an estimate missing from a cached layer is made by reading it again
     cache = {}
     layers.analyze_archive([data], attrs_of(tars, ENV), cache=cache, estimate_compressed=False)
@@ -651,7 +653,8 @@ def test_a_wrong_archive_is_a_harness_error():
     tars = loaded_layers()
     attrs = attrs_of(tars, ENV)
     data = oci_archive(tars, ENV)
-    cut = next(m.offset for m in tarfile.open(fileobj=io.BytesIO(data)) if m.name == "manifest.json")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        cut = next(m.offset for m in tar if m.name == "manifest.json")
     with pytest.raises(HarnessError, match="image archive ends before its end"):  # cut between two members
         layers.analyze_archive([data[:cut]], attrs)
     with pytest.raises(HarnessError, match="ends inside a member"):  # cut inside a member
@@ -827,7 +830,8 @@ def test_cache_skips_layers_of_a_base_read_before(docker_client, image_janitor, 
     # The legacy layout names the base's top layer by the base's config too: the derived
     # image then finds only the layer below it; the OCI layout names blobs by content.
     assert first["cache_hits"] == 0 and second["cache_hits"] in (1, 2) and again["cache_hits"] == 3
-    assert {k: v for k, v in again.items() if k not in VOLATILE} == {k: v for k, v in fresh.items() if k not in VOLATILE}
+    assert ({k: v for k, v in again.items() if k not in VOLATILE}
+            == {k: v for k, v in fresh.items() if k not in VOLATILE})
 
 
 @pytest.mark.engine

@@ -111,8 +111,8 @@ def _sample_image(client, request, variant_name: str, run_id: str, built: list[s
                   made: list[str]) -> str:
     """The variant's image as the bench tagged it, else built here from its Dockerfile
     on the bases present or their stand-ins (never pulled); what is built is recorded."""
-    from harness.bases import resolve as bases
     from harness.analysis import dockerfile
+    from harness.bases import resolve as bases
     from harness.bench import runner
     from harness.bench.variants import load_variants
 

@@ -4,13 +4,13 @@ import shutil
 import pytest
 from conftest import ROOT
 
-from harness.errors import HarnessError
 from harness.bench.variants import (
     load_variants,
     load_variants_with_warnings,
     name_from_file,
     select,
 )
+from harness.errors import HarnessError
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import re
 import docker
 
 from .client import default_host
-
 from .product import DOCKER, PODMAN, PODMAN_REASON, product_of  # noqa: F401  (re-exported)
 
 CLASSIC, BUILDKIT, BUILDAH = "classic", "buildkit", "buildah"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import require
 
-from harness.track import history
 from harness.bench import runner
 from harness.bench.variants import Variant
+from harness.track import history
 
 pytestmark = pytest.mark.engine
 BUSYBOX = Path("/bin/busybox")
