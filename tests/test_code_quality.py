@@ -59,3 +59,12 @@ def test_ruff_check_is_clean():
     command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise"]
     done = subprocess.run([*command, *LINTED], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"ruff check {' '.join(LINTED)}:\n{done.stdout}{done.stderr}"
+
+
+def test_the_readme_is_read_in_five_minutes():
+    """The README stays an introduction (under 10 KB); measured tables and methods live in docs/."""
+    readme = ROOT / "README.md"
+    assert readme.stat().st_size < 10_000, f"README.md is {readme.stat().st_size} bytes"
+    for doc in ("docs/results.md", "docs/methodology.md", "docs/results-format.md"):
+        assert (ROOT / doc).is_file(), doc
+        assert doc in readme.read_text(), f"the README does not point to {doc}"
