@@ -77,3 +77,19 @@ def test_without_a_history_the_page_has_no_trend_chart(tmp_path):
     assert result.exit_code == 0, result.output
     assert 'id="chart-trends"' not in (run / "index.html").read_text()
     assert not (run / "trends.png").exists()
+
+
+def test_harness_history_redraws_the_newest_runs_page_with_the_trends(tmp_path):
+    """`harness history` writes the results directory's trend chart and the newest run's
+    outputs again through the same writer, so its index.html shows the same trends."""
+    run = _results_with_history(tmp_path)
+    results.point_latest(run.parent, run)
+    assert not (run / "index.html").exists()
+
+    result = CliRunner().invoke(app, ["history", "--out", str(run.parent)])
+    assert result.exit_code in (0, 1), result.output  # 1: a change was found
+    assert (run.parent / "trends.png").is_file() and (run.parent / "trends.svg").is_file()
+    page = (run / "index.html").read_text()
+    assert re.search(r'<figure id="chart-trends">.*?<img [^>]*src="data:image/png', page,
+                     re.DOTALL), "the newest run's page lacks the trend chart"
+    assert (run / "table.md").is_file() and (run / "trends.png").is_file()

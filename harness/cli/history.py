@@ -36,10 +36,12 @@ def history_cmd(
         raise fail(str(exc)) from None
     typer.echo("\n".join(lines))
     entries = history.read_history(path)[0] if path.exists() else []
-    if entries:
-        # The results directory is no run directory: its trends chart stands alone.
-        from harness.report import charts
+    from harness.report import writer
 
-        for written in charts.save(charts.trends(entries), out_dir / "trends"):
-            typer.echo(f"wrote {written}")
+    try:
+        written = writer.write_trends(entries, out_dir)
+    except HarnessError as exc:  # the newest run's results.json is unreadable
+        raise fail(str(exc)) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
     raise typer.Exit(code)

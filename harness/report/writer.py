@@ -1,5 +1,6 @@
 """The one writer of a run's outputs: table.md, results.csv, build_times.csv, the charts
-(PNG and SVG) and index.html, every file replaced atomically.
+(PNG and SVG) and index.html, every file replaced atomically; and of the results
+directory's own trend chart, drawn from the whole history.
 
 Each chart is drawn once, saved beside the page and embedded in it, so index.html shows
 exactly the files next to it. The history (for the trend chart) is data passed in; when the
@@ -17,7 +18,7 @@ from harness.report import charts, html
 from harness.report.build_tables import BUILD_TIMES_CSV
 from harness.report.formatting import run_of
 from harness.report.markdown import build_times_csv_text, csv_text, markdown_lines
-from harness.store import history_beside, write_atomic
+from harness.store import RESULTS_FILE, history_beside, load_run, write_atomic
 
 
 @dataclass
@@ -55,3 +56,17 @@ def write_outputs(record: Run | dict, run_dir: Path,
         images[chart.name] = paths[0].read_bytes()
     write_atomic(out.html, html.render(run, run_dir, entries, images=images))
     return out
+
+
+def write_trends(history: list[HistoryEntry], results_dir: Path) -> list[Path]:
+    """The trend chart of the whole history into the results directory (trends.png and
+    .svg beside history.jsonl), and the newest run's outputs again so that its index.html
+    shows the same trends. Nothing is written for an empty history."""
+    if not history:
+        return []
+    results_dir = Path(results_dir)
+    written = charts.save(charts.trends(history), results_dir / "trends")
+    latest = results_dir / "latest"
+    if (latest / RESULTS_FILE).is_file():
+        written += write_outputs(load_run(latest), latest.resolve(), history).charts
+    return written
