@@ -434,6 +434,13 @@ class VariantResult:
     def measured(self) -> bool:
         return self.status in MEASURED and self.image is not None
 
+    def build_samples(self, scenario: str | None = None) -> dict[str, list[float]]:
+        """Raw samples per scenario of the measured build: `build.scenarios` when present,
+        else the run's one `scenario` (a record written before scenarios existed)."""
+        if self.build is not None and self.build.scenarios is not None:
+            return {name: list(s.samples_seconds) for name, s in self.build.scenarios.items()}
+        return {scenario or "cold": list(self.build.samples_seconds) if self.build else []}
+
     @property
     def compressed_size_bytes(self) -> int | None:
         """The registry's figure when pushed, else the layer analysis' estimate."""
@@ -494,6 +501,7 @@ class Run:
 # ------------------------------------------------------------------ history
 
 HISTORY_SCHEMA_VERSION = 1  # of a history.jsonl line; bump when its keys change
+HISTORY_BASE_KEYS = ("stage", "requested", "image_id", "digest", "standin", "final")
 
 
 @std_dataclass(frozen=True)
@@ -520,6 +528,22 @@ class HistoryEntry:
     @property
     def when(self) -> dt.datetime:
         return dt.datetime.fromisoformat(self.created_utc)
+
+    @classmethod
+    def of(cls, run: Run, variant: VariantResult) -> HistoryEntry:
+        """The line of `variant` in `run`: what `harness compare` and the history compare."""
+        image, git = variant.image, run.harness.git
+        return cls(
+            run_id=run.run_id, created_utc=run.created_utc, hostname=run.machine.hostname,
+            git_commit=git.commit, git_dirty=git.dirty, variant=variant.name,
+            label=variant.label or variant.name, status=variant.status,
+            dockerfile_sha256=variant.dockerfile_sha256, context_sha256=variant.context_sha256,
+            size_bytes=image.size_bytes if image else None,
+            layer_count=image.layer_count if image else None,
+            compressed_size_bytes=image.compressed_size_bytes if image else None,
+            build_samples=variant.build_samples(run.settings.scenario),
+            bases=[{k: getattr(f, k) for k in HISTORY_BASE_KEYS}
+                   for f in variant.froms if f.image_id or f.digest])
 
     def to_json(self) -> str:
         """The line, without its newline: the schema version first, then the keys in order."""

@@ -226,3 +226,36 @@ def history_beside(run_dir: Path) -> list[HistoryEntry]:
     results/history.jsonl), if any; damaged lines are skipped here and reported by
     `harness history`."""
     return read_history(Path(run_dir).parent / HISTORY_FILE)[0]
+
+
+def append_history(path: Path, entries: list[HistoryEntry]) -> int:
+    """Append the entries not yet in the history file (a failed variant's line is replaced
+    by a later one that completes it); return how many lines were added. One unbuffered
+    write and an fsync, so a crash leaves at most one truncated last line."""
+    present = {(e.run_id, e.variant): e.status for e in read_history(path)[0]}
+    new = [e for e in entries
+           if (e.run_id, e.variant) not in present or completes(present[e.run_id, e.variant], e)]
+    if not new:
+        return 0
+    data = "".join(e.to_json() + "\n" for e in new).encode()
+    if _ends_mid_line(path):
+        data = b"\n" + data  # keep a crashed writer's fragment on its own (reported) line
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab", buffering=0) as fh:  # unbuffered: one write() call per attempt
+        written = 0
+        while written < len(data):
+            written += fh.write(data[written:])
+        os.fsync(fh.fileno())
+    return len(new)
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False

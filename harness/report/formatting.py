@@ -102,8 +102,8 @@ def estimate_error_pct(variant: VariantResult) -> float | None:
 
 
 def build_samples(run: Run, variant: VariantResult) -> dict[str, list[float]]:
-    """Raw samples per scenario of the variant's measured build (see `scenario_samples`)."""
-    return scenario_samples(run, variant.build)
+    """Raw samples per scenario of the variant's measured build."""
+    return variant.build_samples(run.settings.scenario)
 
 
 def scenario_samples(run: Run, build: Build | None) -> dict[str, list[float]]:

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.model import HistoryEntry, Run, VariantResult
-from harness.report.formatting import build_samples, causes, recorded_compressed, run_of
+from harness.model import HISTORY_BASE_KEYS, HistoryEntry, Run, VariantResult
+from harness.report.formatting import causes, run_of
 from harness.report.units import human_seconds, human_size, percent_change, signed_bytes
 
 DEFAULT_FACTOR = 1.10
@@ -192,28 +192,15 @@ class Facts:
         return cls(**asdict(entry))
 
 
-BASE_KEYS = ("stage", "requested", "image_id", "digest", "standin", "final")
+BASE_KEYS = HISTORY_BASE_KEYS
 
 
 def facts(run: Run | dict, variant: VariantResult | dict) -> Facts:
     """The comparable figures of `variant` in `run` (dicts, as results.json holds them, are
-    converted first)."""
+    converted first): the figures of its history line."""
     if isinstance(run, dict) or isinstance(variant, dict):
         run, variant = _typed_pair(run, variant)
-    image = variant.image
-    git = run.harness.git
-    return Facts(
-        run_id=run.run_id, created_utc=run.created_utc, hostname=run.machine.hostname,
-        git_commit=git.commit, git_dirty=git.dirty,
-        variant=variant.name, label=variant.label or variant.name, status=variant.status,
-        dockerfile_sha256=variant.dockerfile_sha256, context_sha256=variant.context_sha256,
-        size_bytes=image.size_bytes if image else None,
-        layer_count=image.layer_count if image else None,
-        compressed_size_bytes=recorded_compressed(variant),
-        build_samples=build_samples(run, variant),
-        bases=[{k: getattr(f, k) for k in BASE_KEYS}
-               for f in variant.froms if f.image_id or f.digest],
-    )
+    return Facts.from_entry(HistoryEntry.of(run, variant))
 
 
 def _typed_pair(run: Run | dict, variant: VariantResult | dict) -> tuple[Run, VariantResult]:

@@ -13,7 +13,6 @@ when it is both beyond the factor and significant.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -38,39 +37,12 @@ def history_line(facts: Facts) -> str:
 def run_entries(run: Run | dict) -> list[HistoryEntry]:
     """The history lines of a run, one per variant, in the run's order."""
     run = run_of(run)
-    return [compare.facts(run, v).to_entry() for v in run.variants]
+    return [HistoryEntry.of(run, v) for v in run.variants]
 
 
 def append_run(history_path: Path, run: Run | dict) -> int:
     """Append the run's variants not yet in the history; return how many lines were added."""
-    path = Path(history_path)
-    present = {(e.run_id, e.variant): e.status for e in read_history(path)[0]}
-    new = [e for e in run_entries(run)
-           if (e.run_id, e.variant) not in present or completes(present[e.run_id, e.variant], e)]
-    if not new:
-        return 0
-    data = "".join(e.to_json() + "\n" for e in new).encode()
-    if _ends_mid_line(path):
-        data = b"\n" + data  # keep a crashed writer's fragment on its own (reported) line
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab", buffering=0) as fh:  # unbuffered: one write() call per attempt
-        written = 0
-        while written < len(data):
-            written += fh.write(data[written:])
-        os.fsync(fh.fileno())
-    return len(new)
-
-
-def _ends_mid_line(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) != b"\n"
-    except FileNotFoundError:
-        return False
+    return results.append_history(Path(history_path), run_entries(run))
 
 
 def backfill(history_path: Path, results_dir: Path) -> list[str]:
