@@ -104,6 +104,9 @@ class Settings:
     context: str | None = None
     names: list[str] | None = None
     secret_args: list[str] | None = None
+    port: int | None = None  # the runtime check's container port (default: exposed, 3000)
+    health_path: str | None = None  # the path the runtime check polls (default /healthz)
+    env: dict[str, str] | None = None  # extra environment of every container started
 
 
 # ------------------------------------------------------------------ bases
@@ -360,9 +363,16 @@ class Attribution:
 
 # ------------------------------------------------------------------ after the build
 
+# A runtime check's status besides "ok" and "failed": the variant was not started on purpose.
+NOT_CHECKED = "not-checked"
+
+
 @_record
 class RuntimeCheck:
-    """Whether the image still serves: time to healthy, idle memory, what GET / answered."""
+    """Whether the image still serves: time to healthy, idle memory, what GET / answered.
+    `health_source`: "healthcheck" (the engine's verdict on the image's HEALTHCHECK, in
+    `engine_health`) or "http" (`health_path` polled); `skipped`: why a "not-checked"
+    variant was not started."""
     status: str
     error: str | None = None
     seconds_to_healthy: float | None = None
@@ -375,6 +385,11 @@ class RuntimeCheck:
     limits: dict[str, int | str] | None = None
     user: str | None = None
     logs_tail: list[str] | None = None
+    health_source: Literal["healthcheck", "http"] | None = None
+    health_path: str | None = None
+    engine_health: str | None = None
+    command: list[str] | None = None
+    skipped: str | None = None
 
 
 @_record

@@ -160,7 +160,12 @@ def test_no_import_cycle_between_modules():
 def test_layers_import_downwards_only():
     graph = import_graph()
     rules = {  # package -> packages it must not import
-        "harness.report": ("harness.track", "harness.bench", "harness.cli"),
+        "harness.report": ("harness.track", "harness.bench", "harness.cli", "harness.engine"),
+        # track reads budgets from the variants manifest (bench.variants), never the runner
+        "harness.track": ("harness.bench.runner", "harness.cli", "harness.engine"),
+        "harness.bench": ("harness.report", "harness.track", "harness.cli"),
+        "harness.engine": ("harness.report", "harness.track", "harness.bench", "harness.cli"),
+        "harness.analysis": ("harness.report", "harness.track", "harness.bench", "harness.cli"),
         "harness.model": ("harness.report", "harness.track", "harness.bench", "harness.cli",
                           "harness.engine"),
         "harness.store": ("harness.report", "harness.track", "harness.bench", "harness.cli",

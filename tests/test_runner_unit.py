@@ -116,7 +116,7 @@ class FakeEngine:
     def base_history(self, image_id: str) -> int | None:
         return 1
 
-    def runtime_check(self, image_id: str, *, labels: dict) -> dict:
+    def runtime_check(self, image_id: str, *, labels: dict, probe=None) -> dict:
         return {"status": "ok"}
 
     def publish(self, services, image_id: str, image_tag: str, estimate: int | None) -> dict:

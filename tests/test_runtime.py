@@ -86,6 +86,16 @@ def test_idle_memory_cgroup_v1_and_v2():
     assert runtime.idle_memory({"memory_stats": {}}) == (None, None)
 
 
+def test_declared_healthcheck_and_its_budget():
+    assert runtime.declared_healthcheck(None) is None
+    assert runtime.declared_healthcheck({"Test": ["NONE"]}) is None
+    check = {"Test": ["CMD", "true"], "Interval": 2_000_000_000, "Timeout": 1_000_000_000,
+             "Retries": 2, "StartPeriod": 5_000_000_000}
+    assert runtime.declared_healthcheck(check) is check
+    assert runtime.healthcheck_budget(check) == 5 + 2 * (2 + 1)
+    assert runtime.healthcheck_budget({"Test": ["CMD", "true"]}) == 3 * (30 + 30)  # defaults
+
+
 def test_container_port():
     assert runtime._container_port({"8080/tcp": {}}, None) == 8080
     assert runtime._container_port({"8080/tcp": {}, "53/udp": {}}, 1) == 8080
@@ -231,7 +241,7 @@ def test_interrupted_check_leaves_no_container(docker_client, tmp_path, image_ja
                         bindings=host["PortBindings"],
                         ports=container.attrs["NetworkSettings"]["Ports"])
             raise KeyboardInterrupt
-        monkeypatch.setattr(runtime, "_wait_healthy", interrupt)
+        monkeypatch.setattr(runtime._Wait, "http", interrupt)
     with pytest.raises(KeyboardInterrupt):
         runtime.check(client, image_id, labels={LABEL_RUN: run_id}, timeout=5)
     monkeypatch.undo()
@@ -242,3 +252,82 @@ def test_interrupted_check_leaves_no_container(docker_client, tmp_path, image_ja
         assert seen["bindings"] == {"3000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
         (published,) = seen["ports"]["3000/tcp"]
         assert published["HostIp"] == "127.0.0.1" and int(published["HostPort"]) > 0
+
+
+# --- probes: HEALTHCHECK, custom port and path, command and env (engine) -------------------
+
+HTTPD_8080 = ('CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+
+
+@pytest.mark.engine
+def test_a_healthcheck_that_passes_is_the_engines_verdict(docker_client, tmp_path, image_janitor):
+    """A service on 8080 answering /health, with a HEALTHCHECK: healthy, then GET /."""
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
+    client, run_id = docker_client, _run_id()
+    image_id = build_tiny(client, tmp_path, (
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY health /www/health\nEXPOSE 8080\n"
+        "HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD [\"/bin/busybox\", \"wget\", "
+        "\"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/health\"]\n" + HTTPD_8080),
+        files={"health": "ok\n"}, busybox=True)
+    image_janitor.append(image_id)
+    result = runtime.check(client, image_id, labels={LABEL_RUN: run_id}, timeout=15,
+                           idle_seconds=0.5)
+    assert result["status"] == "ok", result
+    assert result["health_source"] == "healthcheck" and result["engine_health"] == "healthy"
+    assert "health_path" not in result  # the HEALTHCHECK decided, no path was polled
+    assert result["container_port"] == 8080 and result["root_status"] is not None
+    assert 0 < result["seconds_to_healthy"] < 15
+    assert _containers(client, run_id) == []
+
+
+@pytest.mark.engine
+def test_a_failing_healthcheck_is_unhealthy(docker_client, tmp_path, image_janitor):
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
+    client, run_id = docker_client, _run_id()
+    image_id = build_tiny(client, tmp_path, (
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY health /www/health\nEXPOSE 8080\n"
+        "HEALTHCHECK --interval=1s --timeout=1s --retries=2 "
+        "CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo no database; exit 1\"]\n"
+        + HTTPD_8080), files={"health": "ok\n"}, busybox=True)
+    image_janitor.append(image_id)
+    result = runtime.check(client, image_id, labels={LABEL_RUN: run_id}, timeout=5)
+    assert result["status"] == "failed", result
+    assert result["health_source"] == "healthcheck" and result["engine_health"] == "unhealthy"
+    assert result["error"].startswith("unhealthy: its HEALTHCHECK failed 2 time(s)")
+    assert "no database" in result["error"]
+    assert result["seconds_to_healthy"] is None and "logs_tail" in result
+    assert _containers(client, run_id) == []
+
+
+@pytest.mark.engine
+def test_variant_settings_give_the_port_path_command_and_env(docker_client, tmp_path,
+                                                             image_janitor):
+    """No HEALTHCHECK, no EXPOSE: the variant's port, health_path, command and env."""
+    from harness.bench.engine_port import DockerEngine
+    from harness.bench.options import RunOptions, probe_for
+    from harness.bench.variants import load_variants
+
+    require(BUSYBOX.exists(), "needs Debian's busybox-static")
+    client, run_id = docker_client, _run_id()
+    image_id = build_tiny(client, tmp_path, (
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY health /www/health\n"
+        'CMD ["/bin/busybox", "sleep", "600"]\n'), files={"health": "ok\n"}, busybox=True)
+    image_janitor.append(image_id)
+    vdir = tmp_path / "variants"
+    vdir.mkdir()
+    (vdir / "svc.Dockerfile").write_text("FROM scratch\n")
+    (vdir / "variants.toml").write_text(
+        'context = "."\n[[variant]]\nname = "svc"\ndockerfile = "svc.Dockerfile"\n'
+        'port = 8081\nhealth_path = "/health"\nenv = { GREETING = "hello from env" }\n'
+        'command = ["/bin/busybox", "sh", "-c", '
+        '"echo $GREETING > /www/index.html && exec /bin/busybox httpd -f -p 8081 -h /www"]\n')
+    (variant,) = load_variants(vdir)
+    probe = probe_for(variant, RunOptions(runtime=True, port=9999, health_path="/nope"))
+    result = DockerEngine(client).runtime_check(image_id, labels={LABEL_RUN: run_id},
+                                                probe=probe)
+    assert result["status"] == "ok", result
+    assert result["health_source"] == "http" and result["health_path"] == "/health"
+    assert result["container_port"] == 8081
+    assert result["command"][:2] == ["/bin/busybox", "sh"]
+    assert result["root_status"] == 200 and result["root_body"] == "hello from env\n"
+    assert _containers(client, run_id) == []

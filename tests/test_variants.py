@@ -139,3 +139,12 @@ def test_manifest_naming_a_missing_dockerfile_keeps_going_with_a_warning(vdir):
 def test_missing_variants_dir_is_still_an_error(tmp_path):
     with pytest.raises(HarnessError, match="does not exist"):
         load_variants_with_warnings(tmp_path / "nope")
+
+
+def test_runtime_keys_are_known_and_a_typo_is_still_unknown(vdir):
+    (vdir / "variants.toml").write_text(
+        '[[variant]]\nname = "a"\ndockerfile = "a.Dockerfile"\nport = 8080\n'
+        'health_path = "/health"\n[[variant]]\nname = "b"\ndockerfile = "b.Dockerfile"\n'
+        'heath_path = "/health"\n')
+    with pytest.raises(HarnessError, match="entry 2: unknown key\\(s\\) heath_path"):
+        load_variants(vdir)

@@ -28,6 +28,7 @@ from requests.exceptions import RequestException
 from harness import engine
 from harness.analysis import layers
 from harness.bases import resolve as bases
+from harness.bench.options import Probe
 from harness.engine import private as private_engine
 from harness.engine import registry, runtime
 from harness.engine.build import BuildOutcome, Context, build_image
@@ -67,8 +68,10 @@ class EnginePort(Protocol):
     def base_history(self, image_id: str) -> int | None:
         """How many history entries the image has; None when it cannot be read."""
 
-    def runtime_check(self, image_id: str, *, labels: dict[str, str]) -> dict:
-        """Start the image and check that it serves (runtime.check's record)."""
+    def runtime_check(self, image_id: str, *, labels: dict[str, str],
+                      probe: Probe | None = None) -> dict:
+        """Start the image and check that it serves (runtime.check's record); `probe`: how
+        (port, health path, env, command), the defaults when None."""
 
     def publish(self, services: Services, image_id: str, image_tag: str,
                 estimate: int | None) -> dict:
@@ -127,8 +130,10 @@ class DockerEngine:
         except (APIError, RequestException):
             return None
 
-    def runtime_check(self, image_id: str, *, labels: dict[str, str]) -> dict:
-        return runtime.check(self.client, image_id, labels=labels)
+    def runtime_check(self, image_id: str, *, labels: dict[str, str],
+                      probe: Probe | None = None) -> dict:
+        return runtime.check(self.client, image_id, labels=labels,
+                             **(probe or Probe()).check_kwargs())
 
     def publish(self, services: Services, image_id: str, image_tag: str,
                 estimate: int | None) -> dict:

@@ -11,8 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.analysis import secrets
 from harness.bench import scenarios
+from harness.bench.variants import Variant
 from harness.model import Settings
+
+DEFAULT_HEALTH_PATH = "/healthz"  # harness.engine.runtime's, without importing the engine
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,37 @@ class RunOptions:
     resume: Path | None = None  # a run directory to complete instead of starting a new one
     selection: Selection = field(default_factory=Selection)  # recorded, for --resume
     manifest_warnings: tuple[str, ...] = ()  # what was wrong with variants.toml
+    # The runtime check's defaults for every variant; a variant's own settings win.
+    port: int | None = None  # container port (None: the one exposed, else 3000)
+    health_path: str | None = None  # None: /healthz
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of each container
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How one variant's runtime check starts and probes its image: runtime.check's
+    keyword arguments."""
+    port: int | None = None
+    health_path: str = DEFAULT_HEALTH_PATH
+    expect_status: int | None = None  # None: 200
+    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+
+    def check_kwargs(self) -> dict:
+        return {"port": self.port, "health_path": self.health_path,
+                "expect_status": self.expect_status, "env": dict(self.env),
+                "command": list(self.command) if self.command else None}
+
+
+def probe_for(variant: Variant, opts: RunOptions) -> Probe | None:
+    """The variant's runtime check: its own settings, else the run's, else the defaults;
+    None when it is not checked (`runtime = false`, or the run's --no-runtime)."""
+    if not (opts.runtime and variant.runtime):
+        return None
+    return Probe(port=variant.port if variant.port is not None else opts.port,
+                 health_path=variant.health_path or opts.health_path or DEFAULT_HEALTH_PATH,
+                 expect_status=variant.expect_status, env={**opts.env, **variant.env},
+                 command=variant.command)
 
 
 def settings_of(opts: RunOptions) -> Settings:
@@ -55,7 +90,9 @@ def settings_of(opts: RunOptions) -> Settings:
         cold_pull=opts.cold_pull, bases_mode=opts.bases_mode,
         manifest_warnings=list(opts.manifest_warnings),
         variants_dir=str(s.variants_dir) if s.variants_dir else None,
-        context=str(s.context) if s.context else None, names=list(s.names))
+        context=str(s.context) if s.context else None, names=list(s.names),
+        port=opts.port, health_path=opts.health_path,
+        env=secrets.mask_args(opts.env, opts.secret_args) or None)
 
 
 def settings_json(opts: RunOptions) -> dict:
@@ -66,8 +103,12 @@ def settings_json(opts: RunOptions) -> dict:
 def options_from_settings(s: Settings, overrides: RunOptions) -> RunOptions:
     """The options to complete a run with. Its recorded settings win (one run, one method);
     `overrides`, the command line's options, fill what the record lacks and give what it
-    does not hold: where to write, how to get bases, the lock, analysis, images, secrets."""
+    does not hold: where to write, how to get bases, the lock, analysis, images, secrets,
+    and the value of an environment variable the record masked."""
     given = overrides.selection
+    env = {key: overrides.env.get(key, value) if value == secrets.MASK else value
+           for key, value in (s.env or {}).items()}
+    env = {key: value for key, value in env.items() if value != secrets.MASK}
     selection = Selection(Path(s.variants_dir) if s.variants_dir else given.variants_dir,
                           Path(s.context) if s.context else given.context,
                           tuple(s.names or given.names))
@@ -76,4 +117,7 @@ def options_from_settings(s: Settings, overrides: RunOptions) -> RunOptions:
                    builders=tuple(s.builders or overrides.builders),
                    warmup=s.warmup, timeout=s.timeout, runtime=s.runtime,
                    registry=s.registry, cold_pull=s.cold_pull,
+                   port=s.port if s.port is not None else overrides.port,
+                   health_path=s.health_path or overrides.health_path,
+                   env={**overrides.env, **env} if s.env is None else env,
                    selection=selection, manifest_warnings=())

@@ -37,8 +37,8 @@ from harness.bench.engine_port import (  # noqa: F401
     _cold_pull,
     remove_untagged,
 )
-from harness.bench.options import RunOptions, settings_json  # noqa: F401  (re-exported)
-from harness.bench.variants import Variant
+from harness.bench.options import RunOptions, probe_for, settings_json  # noqa: F401
+from harness.bench.variants import MANIFEST, Variant
 from harness.engine import runtime
 from harness.engine.build import (
     BuildOutcome,
@@ -47,9 +47,8 @@ from harness.engine.build import (
     pack_context,
 )
 from harness.errors import BuildFailed, HarnessError
-from harness.model import Run
+from harness.model import NOT_CHECKED, HistoryEntry, Run
 from harness.store import FAILED_AT_RUNTIME, MEASURED
-from harness.track import history
 
 LABEL_RUN = "io.harness.run"
 LABEL_VARIANT = "io.harness.variant"
@@ -158,7 +157,10 @@ class _Run:
 
 
 def _secret_values(variants: list[Variant], opts: RunOptions) -> list[str]:
-    return sorted({value for v in variants for key, value in v.build_args.items()
+    """Secret build args' values, and secret environment variables' (a container's env)."""
+    pairs = [*opts.env.items(), *(kv for v in variants
+                                  for kv in (*v.build_args.items(), *v.env.items()))]
+    return sorted({value for key, value in pairs
                    if value and secrets.is_secret(key, opts.secret_args)})
 
 
@@ -250,14 +252,17 @@ def _measure_all(port: EnginePort, plans: list[Plan], resolved: dict[str, bases.
 def _finish(run: _Run, opts: RunOptions) -> tuple[Path, Run, int]:
     """Compare what the images served, close the record, append it to the history."""
     record = run.record
-    served = [(v["name"], v["runtime"]) for v in record["variants"] if v.get("runtime")]
+    served = [(v["name"], v["runtime"]) for v in record["variants"]
+              if v.get("runtime") and v["runtime"].get("status") != NOT_CHECKED]
     if served:
         record["runtime_comparison"] = runtime.same_behaviour(served)
     record["finished_utc"] = results.utc_now().isoformat(timespec="seconds")
     run.save()
-    history.append_run(opts.out / history.HISTORY_FILE, run.masked())
+    typed = Run.from_json(run.masked())
+    results.append_history(opts.out / results.HISTORY_FILE,
+                           [HistoryEntry.of(typed, v) for v in typed.variants])
     failed = any(v["status"] != "ok" for v in record["variants"])
-    return run.run_dir, Run.from_json(run.masked()), 1 if failed else 0
+    return run.run_dir, typed, 1 if failed else 0
 
 
 class MaskedProgress:
@@ -416,11 +421,7 @@ def _after_build(port: EnginePort, p: Plan, entry: dict, opts: RunOptions, label
         _same_size_everywhere(entry, services.engine)
         entry["attribution"] = _attribute(port, p, entry)
         if opts.runtime:
-            progress.step(f"{v.name}: starting the image to check that it serves")
-            entry["runtime"] = port.runtime_check(image_id, labels=labels)
-            if entry["runtime"].get("status") != "ok":
-                entry.update(status=FAILED_AT_RUNTIME,
-                             error=f"failed at runtime: {entry['runtime'].get('error')}")
+            _check_runtime(port, v, entry, opts, labels, progress)
         if opts.registry:
             progress.step(f"{v.name}: pushing to and pulling from a loopback registry")
             estimate = (entry.get("contents") or {}).get("compressed_estimate_bytes")
@@ -432,6 +433,22 @@ def _after_build(port: EnginePort, p: Plan, entry: dict, opts: RunOptions, label
             port.remove(v.image_tag)
     except engine.ENGINE_ERRORS as exc:
         entry.update(status="failed", error=_engine_error(exc))
+
+
+def _check_runtime(port: EnginePort, v: Variant, entry: dict, opts: RunOptions, labels: dict,
+                   progress: Progress) -> None:
+    """Start the image and check that it serves; `runtime = false` is "not checked", never
+    a failure."""
+    probe = probe_for(v, opts)
+    if probe is None:
+        entry["runtime"] = {"status": NOT_CHECKED,
+                            "skipped": f"runtime = false in {MANIFEST} for this variant"}
+        return
+    progress.step(f"{v.name}: starting the image to check that it serves")
+    entry["runtime"] = port.runtime_check(entry["image"]["id"], labels=labels, probe=probe)
+    if entry["runtime"].get("status") != "ok":
+        entry.update(status=FAILED_AT_RUNTIME,
+                     error=f"failed at runtime: {entry['runtime'].get('error')}")
 
 
 def _same_size_everywhere(entry: dict, engine_facts: dict) -> None:

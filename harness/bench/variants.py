@@ -18,7 +18,10 @@ from harness.errors import HarnessError, one_line
 MANIFEST = "variants.toml"
 DEFAULT_CONTEXT = "../sample_app"
 _PATTERNS = ("*.Dockerfile", "*.dockerfile", "Dockerfile", "Dockerfile.*", "dockerfile")
-_KNOWN_KEYS = {"name", "label", "dockerfile", "target", "build_args", "context", "order"}
+# How the runtime check starts and probes the variant's image (see harness.engine.runtime).
+RUNTIME_KEYS = ("port", "health_path", "expect_status", "env", "command", "runtime")
+_KNOWN_KEYS = {"name", "label", "dockerfile", "target", "build_args", "context", "order",
+               *RUNTIME_KEYS}
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,13 @@ class Variant:
     order: int = 0
     in_manifest: bool = True
     problem: str | None = None  # why it cannot be built, if it cannot
+    # The runtime check's settings; None (or empty): the run's, else the defaults.
+    port: int | None = None
+    health_path: str | None = None
+    expect_status: int | None = None  # None: 200
+    env: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None  # replaces the image's CMD
+    runtime: bool = True  # False: never started (a service that needs its database)
 
     @property
     def image_tag(self) -> str:
@@ -160,10 +170,80 @@ def _from_entry(entry: dict, i: int, vdir: Path, default_ctx: Path,
     if ctx_override is None and entry.get("context"):
         ctx = (vdir / entry["context"]).resolve()
     args = {str(k): str(v) for k, v in (entry.get("build_args") or {}).items()}
+    settings = runtime_settings(entry, f"{MANIFEST}: variant {name!r}")
     problem = _check(name, dockerfile, ctx, seen)
     return Variant(name=name, label=str(entry.get("label") or name), dockerfile=dockerfile,
                    context=ctx, target=entry.get("target"), build_args=args,
-                   order=order, problem=problem)
+                   order=order, problem=problem, **settings)
+
+
+def runtime_settings(entry: dict, where: str) -> dict:
+    """The runtime keys of a manifest entry, checked: Variant's fields. A wrong one is a
+    HarnessError of one line naming `where` and the key."""
+    out: dict = {}
+    for key in RUNTIME_KEYS:
+        if key in entry:
+            problem = _RUNTIME_CHECKS[key](entry[key])
+            if problem:
+                raise HarnessError(f"{where}: {key} {problem}")
+            out[key] = entry[key]
+    if "env" in out:
+        out["env"] = dict(out["env"])
+    if "command" in out:
+        out["command"] = tuple(out["command"])
+    return out
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _port_problem(value) -> str | None:
+    return None if _is_int(value) and 1 <= value <= 65535 else \
+        "must be a port number (an integer from 1 to 65535)"
+
+
+def health_path_problem(value) -> str | None:
+    return None if isinstance(value, str) and value.startswith("/") and " " not in value \
+        else 'must be a path starting with "/" (like "/health")'
+
+
+def _status_problem(value) -> str | None:
+    return None if _is_int(value) and 100 <= value <= 599 else \
+        "must be an HTTP status code (an integer from 100 to 599)"
+
+
+def env_key_problem(key) -> str | None:
+    if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+        return f"has a bad variable name {key!r}"
+    return None
+
+
+def _env_problem(value) -> str | None:
+    if not isinstance(value, dict):
+        return 'must be a table of strings (env = { KEY = "value" })'
+    for k, v in value.items():
+        if env_key_problem(k):
+            return env_key_problem(k)
+        if not isinstance(v, str):
+            return f"{k} must be a string (quote it: {k} = \"{v}\")"
+    return None
+
+
+def _command_problem(value) -> str | None:
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(x, str) for x in value)):
+        return 'must be a non-empty array of strings (command = ["node", "server.js"])'
+    return None
+
+
+def _runtime_problem(value) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+_RUNTIME_CHECKS = {"port": _port_problem, "health_path": health_path_problem,
+                   "expect_status": _status_problem, "env": _env_problem,
+                   "command": _command_problem, "runtime": _runtime_problem}
 
 
 def _check(name: str, dockerfile: Path, ctx: Path, seen: set[str]) -> str | None:

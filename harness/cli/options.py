@@ -17,7 +17,9 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
                 out_dir: Path, bases_mode: str, bases_lock: Path | None, update_lock: bool,
                 analyze: bool, scenario: list[str] | None, warmup: int | None,
                 builder: list[str] | None, timeout: float | None, runtime: bool, registry: bool,
-                cold_pull: bool, keep_images: bool, secret_arg: list[str] | None) -> RunOptions:
+                cold_pull: bool, keep_images: bool, secret_arg: list[str] | None,
+                port: int | None = None, health_path: str | None = None,
+                env: list[str] | None = None) -> RunOptions:
     """`harness run`'s options as given; a bad value is a usage error (exit 2)."""
     from harness.bases.resolve import MODES
     from harness.bench import scenarios
@@ -37,7 +39,30 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
         builders=tuple(parse_builders(builder)), timeout=timeout, runtime=runtime,
         registry=registry, cold_pull=cold_pull, keep_images=keep_images,
         secret_args=tuple(secret_arg or ()),
-        selection=Selection(variants_dir, context, tuple(names or ())))
+        selection=Selection(variants_dir, context, tuple(names or ())),
+        port=port, health_path=parse_health_path(health_path), env=parse_env(env))
+
+
+def parse_health_path(value: str | None) -> str | None:
+    """`--health-path`, checked like a variant's health_path."""
+    from harness.bench.variants import health_path_problem
+
+    if value is not None and health_path_problem(value):
+        raise typer.BadParameter(health_path_problem(value), param_hint="--health-path")
+    return value
+
+
+def parse_env(values: list[str] | None) -> dict[str, str]:
+    """`--env KEY=VALUE` values (repeatable; a later KEY wins) as a mapping."""
+    from harness.bench.variants import env_key_problem
+
+    env: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or env_key_problem(key):
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+        env[key] = value
+    return env
 
 
 def parse_builders(values: list[str] | None) -> list[str]:

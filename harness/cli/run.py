@@ -66,6 +66,15 @@ TimeoutOpt = Annotated[float | None, typer.Option(
 RuntimeOpt = Annotated[bool, typer.Option(
     "--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid "
                                    "limits) and check that it serves.")]
+PortOpt = Annotated[int | None, typer.Option(
+    "--port", min=1, max=65535, help="The container port the runtime check probes (default: "
+                                     "the one exposed, else 3000); a variant's port wins.")]
+HealthPathOpt = Annotated[str | None, typer.Option(
+    "--health-path", help="The path the runtime check polls for a 200 (default /healthz), "
+                          "when the image has no HEALTHCHECK; a variant's health_path wins.")]
+EnvOpt = Annotated[list[str] | None, typer.Option(
+    "--env", help="KEY=VALUE for every container the runtime check starts (repeatable); "
+                  "a variant's env wins.")]
 RegistryOpt = Annotated[bool, typer.Option(
     "--registry/--no-registry", help="Push to and pull from a loopback registry: exact "
                                      "compressed size, push and pull time.")]
@@ -133,6 +142,9 @@ def run_cmd(
     builder: BuilderOpt = None,
     timeout: TimeoutOpt = None,
     runtime_check: RuntimeOpt = True,
+    port: PortOpt = None,
+    health_path: HealthPathOpt = None,
+    env: EnvOpt = None,
     use_registry: RegistryOpt = True,
     cold_pull: ColdPullOpt = True,
     keep_images: KeepImagesOpt = True,
@@ -145,7 +157,8 @@ def run_cmd(
                         update_lock=update_lock, analyze=analyze, scenario=scenario,
                         warmup=warmup, builder=builder, timeout=timeout, runtime=runtime_check,
                         registry=use_registry, cold_pull=cold_pull, keep_images=keep_images,
-                        secret_arg=secret_arg)
+                        secret_arg=secret_arg, port=port, health_path=health_path,
+                        env=env)
     ready = _prepare(given, resume, check, budgets_file)
     run_dir, record, code = _execute(ready)  # the typed run, as results.json holds it
     if ready.manifest_warnings:

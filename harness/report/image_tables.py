@@ -10,6 +10,7 @@ import pandas as pd
 from harness.model import (
     FAILED_AT_RUNTIME,
     MEASURED,
+    NOT_CHECKED,
     AttributedLayer,
     Registry,
     Run,
@@ -143,25 +144,50 @@ def body_excerpt(body) -> str:
 
 def _started(run: Run) -> list[tuple[VariantResult, RuntimeCheck]]:
     """The variants whose container was started, with what their runtime check found."""
-    return [(v, v.runtime) for v in run.variants if v.runtime is not None]
+    return [(v, v.runtime) for v in run.variants
+            if v.runtime is not None and v.runtime.status != NOT_CHECKED]
+
+
+def _not_checked(run: Run) -> list[VariantResult]:
+    """The variants not started on purpose (`runtime = false`)."""
+    return [v for v in run.variants if v.runtime is not None and v.runtime.status == NOT_CHECKED]
+
+
+def _default_probe(rt: RuntimeCheck) -> bool:
+    """Checked as every run did before probes were configurable: a 200 from /healthz."""
+    return (rt.health_source in (None, "http") and rt.health_path in (None, "/healthz")
+            and rt.status != NOT_CHECKED)
+
+
+def _checked_by(rt: RuntimeCheck) -> str:
+    if rt.status == NOT_CHECKED:
+        return "not checked"
+    if rt.health_source == "healthcheck":
+        return "HEALTHCHECK" + (f" ({rt.engine_health})" if rt.engine_health else "")
+    return f"GET {rt.health_path or '/healthz'}"
 
 
 def runtime_table(run: Run, *, body: bool = False) -> pd.DataFrame | None:
-    """Each started variant: healthy after, idle memory, GET / and how it compares."""
-    started = _started(run)
-    if not started:
+    """Each variant checked or not checked: healthy after, idle memory, GET / and how it
+    compares. "Checked by" only when some variant was not checked the default way."""
+    rows = [(v, v.runtime) for v in run.variants if v.runtime is not None]
+    if not rows:
         return None
     states = serving(run)
+    default = all(_default_probe(rt) for _, rt in rows)
     data = []
-    for v, rt in started:
-        row = {
-            "Variant": variant_cell(v),
-            "Status": rt.status or "–",
-            "/healthz 200 after": human_seconds(rt.seconds_to_healthy),
+    for v, rt in rows:
+        row = {"Variant": variant_cell(v),
+               "Status": "not checked" if rt.status == NOT_CHECKED else rt.status or "–"}
+        if not default:
+            row["Checked by"] = _checked_by(rt)
+        row.update({
+            "/healthz 200 after" if default else "Healthy after":
+                human_seconds(rt.seconds_to_healthy),
             "Idle memory": human_size(rt.idle_memory_bytes),
             "GET /": _get_root(rt),
             "Same GET / as the reference": _serving_cell(states.get(v.name)),
-        }
+        })
         if body:
             row["GET / body (start)"] = body_excerpt(rt.root_body)
         data.append(row)
@@ -186,11 +212,13 @@ class _Names:
 
 def runtime_statement(run: Run) -> list[str]:
     """Plainly: do all variants serve the same GET /, and if not, which differ and why."""
-    if not _started(run):
+    if not _started(run) and not _not_checked(run):
         return []
     names = _Names(run)
     comp = run.runtime_comparison
-    if comp is None:
+    if not _started(run):
+        lines = []
+    elif comp is None:
         lines = ["GET / was not compared across the variants in this run."]
     elif not comp.reference:
         silent = [str(n) for n in comp.not_serving]
@@ -202,6 +230,9 @@ def runtime_statement(run: Run) -> list[str]:
         if v.runtime is None:
             why = "its build failed" if v.status not in MEASURED else "not checked"
             lines.append(f"- {variant_ref(v)} was not started: {why}.")
+        elif v.runtime.status == NOT_CHECKED:
+            why = f" ({v.runtime.skipped})" if v.runtime.skipped else ""
+            lines.append(f"- {variant_ref(v)} was not started: not checked{why}.")
     return lines
 
 
@@ -230,8 +261,14 @@ def runtime_conditions(run: Run) -> str:
         ", ".join(f"{k} {val}" for k, val in rt.limits.items())
         for rt in started if rt.limits))
     bases = list(dict.fromkeys(str(rt.memory_basis) for rt in started if rt.memory_basis))
-    parts = ["/healthz 200 after: seconds from starting the container to the first 200 from "
-             "/healthz; idle memory: read once it was healthy and idle"
+    if all(_default_probe(rt) for rt in started):
+        healthy = ("/healthz 200 after: seconds from starting the container to the first 200 "
+                   "from /healthz")
+    else:
+        healthy = ("healthy after: seconds from starting the container to the engine's "
+                   "\"healthy\" for an image with a HEALTHCHECK, else to the first expected "
+                   "answer from the health path (GET …)")
+    parts = [f"{healthy}; idle memory: read once it was healthy and idle"
              + (f" ({'; '.join(bases)})" if bases else "")]
     if limits:
         parts.append(f"containers ran with the limits {' / '.join(limits)}")
@@ -243,7 +280,8 @@ def runtime_failures(run: Run) -> list[tuple[VariantResult, str, list[str]]]:
     out = []
     for v in run.variants:
         rt = v.runtime
-        if v.status == FAILED_AT_RUNTIME or (rt is not None and rt.status != "ok"):
+        if v.status == FAILED_AT_RUNTIME or (rt is not None
+                                             and rt.status not in ("ok", NOT_CHECKED)):
             error = (rt.error if rt else None) or v.error or "failed at runtime"
             out.append((v, str(error), as_lines(rt.logs_tail if rt else None)))
     return out
@@ -260,7 +298,8 @@ def runtime_lines(run: Run) -> list[str]:
     if table is None:
         return []
     lines = ["## Runtime", ""] + runtime_statement(run)
-    lines += ["", markdown_table(table), "", runtime_conditions(run)]
+    lines += ["", markdown_table(table)]
+    lines += ["", runtime_conditions(run)] if _started(run) else []
     for v, error, logs in runtime_failures(run):
         lines += ["", (f"{variant_ref(v)} failed at runtime: {error}. Its image was built "
                        "and measured: its sizes stand.")]
