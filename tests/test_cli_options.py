@@ -17,7 +17,7 @@ from harness.cli.options import finished, resumed, run_options
 from harness.model import Settings
 
 FIXTURE_RUN = Path(__file__).parent / "fixtures" / "run"
-COMMANDS = ("list", "run", "clean", "report", "bases", "engines", "history", "compare")
+COMMANDS = ("list", "run", "clean", "report", "bases", "engines", "history", "compare", "init")
 
 
 def _given(tmp_path: Path, **changes) -> dict:
