@@ -73,7 +73,6 @@ history-publish:  ## commit the history and the newest run to the data branch
 site: setup  ## the newest run's report, as a directory to publish
 	rm -rf $(SITE) && mkdir -p $(SITE)
 	cp -L $(RESULTS)/latest/* $(SITE)/
-	chmod -R a+rX $(SITE)  # results are written 0600; Pages needs them readable
 
 budgets: setup  ## exit 1 when the newest run breaks a budget of variants.toml
 	$(BIN)/harness compare $(RESULTS)/latest $(RESULTS)/latest --check > /dev/null

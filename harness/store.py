@@ -43,6 +43,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except OSError as exc:
         raise HarnessError(f"could not write {path}: {exc.strerror or exc}") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing
         with os.fdopen(fd, mode) as fh:
             fh.write(data)
             fh.flush()
@@ -55,6 +56,12 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def utc_now() -> dt.datetime:

@@ -155,3 +155,47 @@ def test_run_writes_the_outputs_and_resume_keeps_the_runs_method(tmp_path, fake_
     assert result.exit_code == 0, result.output
     opts, _ = fake_bench[-1]
     assert (opts.resume, opts.out, opts.repeat) == (run_dir, out, 3)  # the record's repeat
+
+
+def test_dash_h_is_help_everywhere():
+    for args in (["-h"], ["run", "-h"], ["report", "-h"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and "Usage:" in result.output, args
+
+
+def test_help_texts_keep_their_brackets_and_say_what_repeat_counts():
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250"})
+    assert "[budgets.<variant>]" in result.output
+    assert "per scenario" in result.output
+
+
+def test_a_piped_report_keeps_every_table_row_on_one_line(tmp_path):
+    """`harness report RUN > report.md` is valid Markdown: no row is hard-wrapped."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURE_RUN, run_dir)
+    proc = subprocess.run([sys.executable, "-m", "harness", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = (run_dir / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert rows and max(len(r) for r in rows) > 160  # wide enough to have been wrapped
+    printed = proc.stdout.splitlines()
+    for row in rows:
+        assert row in printed, f"a table row was wrapped: {row[:80]}..."
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from harness.store import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "x.md", "hello\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.md").stat().st_mode) == 0o644

@@ -22,6 +22,7 @@ from harness.cli.run import run_cmd
 from harness.errors import HarnessError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Build every Dockerfile variant of an app, measure each image, compare them.")
 
 # In the order `harness --help` lists them.

@@ -16,8 +16,9 @@ from harness.store import PROJECT_ROOT
 DEFAULT_VARIANTS = PROJECT_ROOT / "variants"
 DEFAULT_OUT = PROJECT_ROOT / "results"
 
-# Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
+# Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns, and
+# no hard wrapping: `harness report RUN > report.md` keeps each table row on one line.
+out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty())
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 VariantsDir = Annotated[Path, typer.Option(

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 # `harness run`'s options, declared apart to keep the command itself short.
 NamesOpt = Annotated[list[str] | None, typer.Argument(help="Variant names (default: all).")]
 RepeatOpt = Annotated[int, typer.Option(
-    min=1, help="Cold builds per variant; every sample is kept.")]
+    min=1, help="Timed builds per scenario of each variant (warm-ups not counted); every "
+              "sample is kept.")]
 OutDirOpt = Annotated[Path, typer.Option(
     "--out", help="Where run directories are written.")]
 BasesModeOpt = Annotated[str, typer.Option(
@@ -50,7 +51,7 @@ CheckOpt = Annotated[bool, typer.Option(
     "--check", help="Exit 1 when a size budget is broken (budgets from --budgets or "
                     "variants.toml).")]
 BudgetsFileOpt = Annotated[Path | None, typer.Option(
-    "--budgets", help="A TOML file of [budgets.<variant>] tables.")]
+    "--budgets", help="A TOML file of \\[budgets.<variant>] tables.")]
 ScenarioOpt = Annotated[list[str] | None, typer.Option(
     "--scenario", help="cold, no-change, source-change, dependency-change or all "
                        "(repeatable or comma-separated).")]
