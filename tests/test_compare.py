@@ -84,10 +84,27 @@ def test_empty_sample_is_refused():
 
 # Build-time verdicts -----------------------------------------------------------------------
 
-def test_three_samples_cannot_show_significance():
-    t = time_change("cold", [60.0, 61.0, 59.0], [90.0, 91.0, 89.0])
-    assert (t.verdict, t.note, t.p_value) == (UNSURE, "n too small", None)
-    assert math.isclose(t.ratio, 1.5)
+def test_a_30_percent_step_is_flagged_with_three_samples():
+    """A rank test cannot reach p < 0.05 with 3 samples a side; every sample apart by more
+    than the spread and the noise floor still calls the change, in both directions."""
+    before, after = [60.0, 61.0, 59.0], [78.0, 79.2, 77.1]  # +30 %
+    t = time_change("cold", before, after)
+    assert t.verdict == SLOWER and t.p_value is None and math.isclose(t.ratio, 78 / 60)
+    assert "every sample slower" in t.note and "×1.10" in t.note  # the smallest detectable
+    assert time_change("cold", after, before).verdict == FASTER
+
+
+def test_noise_within_the_spread_is_not_flagged_with_three_samples():
+    assert time_change("cold", [60.0, 75.0, 59.0], [70.0, 80.0, 69.0]).verdict == UNSURE
+    t = time_change("cold", [60.0, 62.0, 58.0], [64.0, 65.0, 66.5])  # apart, only +8 %
+    assert t.verdict == SAME
+    wide = time_change("cold", [10.0, 14.0, 6.0], [14.5, 15.0, 15.5])  # apart, within spread
+    assert wide.verdict == UNSURE and "×1.82" in wide.note  # 1 + (8 s spread + 0.2 s) / 10 s
+
+
+def test_sub_second_jitter_is_not_a_change():
+    t = time_change("cold", [0.04, 0.04, 0.04], [0.06, 0.06, 0.06])  # +50 %, 20 ms
+    assert t.verdict == UNSURE
 
 
 def test_five_separated_samples_are_called_slower_or_faster():

@@ -145,11 +145,43 @@ def time_change(scenario: str, before: list[float], after: list[float],
     if 1 / factor <= ratio <= factor:
         return verdict(SAME, f"ratio within ×{factor:g}")
     if min_p(len(before), len(after)) >= alpha:
-        return verdict(UNSURE, "n too small")
+        return _few_samples(before, after, ratio, factor, verdict)
     p = mann_whitney_u(before, after).p
     if p >= alpha:
         return verdict(UNSURE, f"p={p:.2g}", p)
     return verdict(SLOWER if ratio > 1 else FASTER, f"p={p:.2g}", p)
+
+
+# With 3 samples a side a rank test can never reach p < 0.05 (its smallest p is 0.1), so
+# at the default --repeat it would never flag anything. Below that n, a change is called
+# when every sample of one run lies beyond every sample of the other, by more than the
+# noise floor, and the medians differ by more than both the factor and the spread: the
+# smallest change that can be told from the noise the samples themselves show.
+NOISE_FLOOR_SECONDS = 0.2  # below this, timer and scheduler jitter on a busy runner
+
+
+def detectable_ratio(before: list[float], factor: float = DEFAULT_FACTOR) -> float:
+    """The smallest ratio of medians that few samples can show: the factor, or the spread
+    of the earlier samples plus the noise floor, whichever is larger."""
+    median = statistics.median(before)
+    if median <= 0:
+        return math.inf
+    spread = max(before) - min(before)
+    return max(factor, 1 + (spread + NOISE_FLOOR_SECONDS) / median)
+
+
+def _few_samples(before: list[float], after: list[float], ratio: float, factor: float,
+                 verdict) -> TimeChange:
+    least = detectable_ratio(before, factor)
+    n = f"n={len(before)}/{len(after)}"
+    slower = min(after) - max(before) >= NOISE_FLOOR_SECONDS
+    faster = min(before) - max(after) >= NOISE_FLOOR_SECONDS
+    if (slower and ratio >= least) or (faster and ratio <= 1 / least):
+        return verdict(SLOWER if slower else FASTER,
+                       f"every sample {'slower' if slower else 'faster'}, {n} too few for a "
+                       f"rank test; changes beyond ×{least:.2f} are detectable here")
+    return verdict(UNSURE, f"n too small; at {n} only changes beyond ×{least:.2f} with every "
+                           "sample apart are detectable")
 
 
 # What one run says about one variant -------------------------------------------------------
