@@ -15,9 +15,12 @@ def bases_cmd(
     variants_dir: VariantsDir = DEFAULT_VARIANTS,
     context: ContextDir = None,
     build: Annotated[bool, typer.Option("--build", help="Build the stand-ins that are missing.")] = False,
-    bases_mode: Annotated[str, typer.Option("--bases", help="auto | pull | present")] = "auto",
+    pull: Annotated[bool, typer.Option("--pull", help="Pull the base images that are missing.")] = False,
+    bases_mode: Annotated[str | None, typer.Option(
+        "--bases", help="auto | pull | present (default: present; auto with --build)")] = None,
 ) -> None:
-    """How each base image the variants name resolves; --build makes the missing stand-ins."""
+    """How each base image the variants name resolves; it only looks, unless --pull pulls the
+    missing ones or --build makes the missing stand-ins."""
     from harness import engine
     from harness.bases import resolve as bases
     from harness.bases import standins
@@ -28,6 +31,8 @@ def bases_cmd(
         client = engine.connect()
     except HarnessError as exc:
         raise fail(str(exc)) from None
+    if bases_mode is None:  # a show command: nothing is pulled or built unless asked
+        bases_mode = "auto" if build else "pull" if pull else "present"
     refs = list(dict.fromkeys(r for v in variants for r in runner.plan(v).refs))
     recipes = standins.load_recipes()
     if build:  # the stand-ins that have recipes, even when no variant names them yet
@@ -46,7 +51,7 @@ def bases_cmd(
             table.add_row(*_row(ref, res))
     out.print(table)
     if missing:
-        hint = "" if build else "; `harness bases --build` builds the stand-ins"
+        hint = "" if build else "; `harness bases --pull` pulls them, `--build` builds stand-ins"
         raise fail(f"{missing} base image(s) unresolved{hint}")
 
 
