@@ -199,3 +199,23 @@ def test_written_files_are_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.md").stat().st_mode) == 0o644
+
+
+def test_list_exits_non_zero_naming_a_variant_that_cannot_be_built(tmp_path, monkeypatch):
+    from harness import engine
+    from harness.errors import HarnessError
+
+    def no_engine(*args, **kwargs):
+        raise HarnessError("no engine in this test")
+
+    monkeypatch.setattr(engine, "connect", no_engine)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "v" / "good.Dockerfile").write_text("FROM alpine:3.20\nCMD [\"true\"]\n")
+    (tmp_path / "v" / "typo.Dockerfile").write_text("FROM alpine:3.20\nRUNN true\n")
+    result = CliRunner().invoke(app, ["list", "--variants-dir", str(tmp_path / "v"),
+                                      "--context", str(tmp_path / "app")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "typo: typo.Dockerfile: line 2: unknown instruction RUNN" in result.output
+    assert "1 variant(s) cannot be built" in result.output

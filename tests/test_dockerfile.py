@@ -59,3 +59,25 @@ def test_rewrite_from_changes_only_the_image_token():
     assert out == ("FROM stand/node:20 AS build\nRUN x\n"
                    "from  --platform=$P stand/dl:12 as run # tail\n")
     assert dockerfile.rewrite_from(text, {}) == text
+
+
+# Mistakes found before the first build ---------------------------------------------------
+
+def test_an_unknown_instruction_is_named_with_its_line():
+    found = dockerfile.problems(dockerfile.parse("FROM alpine\nRUNN echo hi\n"))
+    assert found == ["line 2: unknown instruction RUNN (did you mean RUN?)"]
+
+
+def test_copy_from_a_stage_that_does_not_exist():
+    text = ("FROM alpine AS deps\nFROM alpine\nCOPY --from=deps /a /a\nCOPY --from=nowhere /b /b\n"
+            "COPY --from=nginx:1.27 /c /c\nCOPY --from=0 /d /d\nCOPY --from=1 /e /e\n")
+    assert dockerfile.problems(dockerfile.parse(text)) == [
+        "line 4: COPY --from=nowhere names no earlier stage (stages: deps)",
+        "line 7: COPY --from=1 names no earlier stage (stages: deps)"]
+
+
+def test_the_bundled_variants_have_no_problems():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "variants").glob("*.Dockerfile")):
+        assert dockerfile.problems(dockerfile.parse(path.read_text())) == [], path.name

@@ -76,7 +76,7 @@ def test_size_and_layers_equal_image_inspect(docker_client, tmp_path, image_jani
     assert by_name["two"]["build"]["context_files"] == 4
     saved = json.loads((run_dir / "results.json").read_text())
     assert saved["variants"][0]["status"] == "ok"
-    assert saved["schema_version"] == 1 and saved["engine"]["api_version"]
+    assert saved["schema_version"] == 2 and saved["engine"]["api_version"]
 
 
 def test_broken_variant_is_reported_and_others_still_run(docker_client, tmp_path, image_janitor):

@@ -319,3 +319,36 @@ def test_an_earlier_runs_image_is_dropped_once_the_tag_moves(tmp_path, variants)
     assert port.labelled_cleanups == [
         ([earlier], _image_id("first"), runner.LABEL_RUN),
         ([earlier], None, runner.LABEL_RUN)]  # the failed build kept nothing of its own
+
+
+class _Notes:
+    """A progress sink that remembers its notes, and how many builds had started by each."""
+
+    def __init__(self, port):
+        self.port, self.notes = port, []
+
+    def variant(self, *args): ...
+    def step(self, text): ...
+    def finished(self, *args): ...
+
+    def note(self, text):
+        self.notes.append((len(self.port.builds), text))
+
+
+def test_dockerfile_mistakes_are_reported_before_the_first_build(tmp_path, variants):
+    """`RUNN` and `COPY --from=nowhere` are named at once, before any build; the third
+    variant is still measured and nothing measured is lost."""
+    variants[0].dockerfile.write_text(f"FROM {BASE}\nRUNN echo hi\n")
+    variants[1].dockerfile.write_text(f"FROM {BASE} AS deps\nFROM {BASE}\n"
+                                      "COPY --from=nowhere /x /x\n")
+    port = FakeEngine()
+    progress = _Notes(port)
+    run_dir, run, code = runner.execute(None, variants, _opts(tmp_path), progress, port=port)
+    errors = [(builds, text) for builds, text in progress.notes if text.startswith("error:")]
+    assert [text.split(":")[1].strip() for _, text in errors] == ["first", "second"]
+    assert all(builds == 0 for builds, _ in errors), "reported only after a build started"
+    assert "unknown instruction RUNN" in errors[0][1] and "--from=nowhere" in errors[1][1]
+    by = {v.name: v for v in run.variants}
+    assert by["first"].status == by["second"].status == "failed"
+    assert "RUNN" in by["first"].error and by["third"].status == "ok"
+    assert code == 1 and {b[0] for b in port.builds} == {"third"}

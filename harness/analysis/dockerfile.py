@@ -273,3 +273,47 @@ def _heredoc(ins: Instruction, lines: list[str]) -> str | None:
         if body.rstrip() == word:
             return word
     return None
+
+
+# --- mistakes the engine would only find mid-run ------------------------------------------
+
+# Every instruction the Dockerfile reference knows (BuildKit's and the classic builder's).
+INSTRUCTIONS = frozenset({
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
+    "WORKDIR",
+})
+_FROM_FLAG = re.compile(r"(?:^|\s)--from=(\S+)")
+
+
+def problems(parsed: Dockerfile) -> list[str]:
+    """What would make the build fail, found without an engine, one line each: an unknown
+    instruction, and a `COPY --from` naming no earlier stage. An image in `--from` is
+    written with a tag, digest or registry (`--from=nginx:1.27`); a bare word that names
+    no stage is taken for a misspelt stage, as it almost always is."""
+    out = [f"line {ins.line}: unknown instruction {ins.keyword}"
+           + (f" (did you mean {_close(ins.keyword)}?)" if _close(ins.keyword) else "")
+           for ins in parsed.instructions if ins.keyword not in INSTRUCTIONS]
+    for stage in parsed.stages:
+        earlier = {s.name for s in parsed.stages[:stage.index] if s.name}
+        for ins in stage.instructions:
+            m = _FROM_FLAG.search(ins.args) if ins.keyword in ("COPY", "ADD") else None
+            if m and not _names_a_source(m.group(1), earlier, stage.index):
+                out.append(f"line {ins.line}: {ins.keyword} --from={m.group(1)} names no earlier "
+                           f"stage" + (f" (stages: {', '.join(sorted(earlier))})" if earlier else ""))
+    return out
+
+
+def _names_a_source(value: str, earlier: set[str], index: int) -> bool:
+    if value.isdigit():
+        return int(value) < index
+    if value.lower() in earlier or "$" in value:
+        return True
+    return any(c in value for c in ":/@.")  # an image reference
+
+
+def _close(keyword: str) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(keyword, sorted(INSTRUCTIONS), n=1, cutoff=0.75)
+    return match[0] if match else None

@@ -95,6 +95,9 @@ def plan(variant: Variant) -> Plan:
         p.problem = f"cannot read {variant.dockerfile.name}: {exc}"
     except ValueError as exc:
         p.problem = f"{variant.dockerfile.name}: {exc}"
+    found = dockerfile.problems(p.parsed) if p.parsed is not None else []
+    if found:
+        p.problem = f"{variant.dockerfile.name}: " + "; ".join(found)
     if p.parsed is not None:
         undeclared = sorted(set(variant.build_args) - p.parsed.declared_args)
         if undeclared:
@@ -182,6 +185,9 @@ def _plan_all(variants: list[Variant], progress: Progress) -> list[Plan]:
     for p in plans:
         for w in p.warnings:
             progress.note(f"warning: {p.variant.name}: {w}")
+    for p in plans:  # all at once, before the first build; the other variants still run
+        if p.problem:
+            progress.note(f"error: {p.variant.name}: {p.problem}; it will not be built")
     return plans
 
 

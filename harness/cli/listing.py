@@ -27,19 +27,26 @@ def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir =
     table = Table(title=f"Variants in {variants_dir}")
     for col in ("#", "Name", "Approach", "Dockerfile", "Target", "Base images"):
         table.add_column(col)
+    broken = []
     for i, v in enumerate(variants, 1):
         p = runner.plan(v)
+        if p.problem:
+            broken.append(f"{v.name}: {p.problem}")
         bases_text = p.problem or "\n".join(
             f"{ref} ({_presence(client, ref, recipes)})" for ref in dict.fromkeys(p.refs)) or "scratch"
         table.add_row(str(i), v.name + ("" if v.in_manifest else " (discovered)"), v.label,
                       v.dockerfile.name, v.target or "(last stage)", bases_text)
     out.print(table)
+    if broken:  # each named, then a non-zero exit: a script can stop before a long bench
+        for line in broken:
+            err.print(f"[bold red]error:[/] {line}", highlight=False)
+        raise fail(f"{len(broken)} variant(s) cannot be built")
 
 
 def _presence(client, ref: str, recipes) -> str:
     from docker.errors import ImageNotFound
 
-    from harness.bases import standins
+    from harness.bases import families, standins
 
     if client is None:
         return "unknown"
@@ -48,7 +55,7 @@ def _presence(client, ref: str, recipes) -> str:
         return "present"
     except ImageNotFound:
         pass
-    recipe = standins.find_recipe(recipes, ref)
+    recipe, why_not = families.find(recipes, ref)
     if recipe is None:
-        return "missing, no stand-in recipe"
+        return f"missing, {why_not}"
     return "stand-in present" if standins.existing_standin(client, recipe) else "missing; stand-in can be built"
