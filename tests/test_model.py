@@ -154,3 +154,18 @@ def test_early_version_1_shapes_are_read():
     run = model.Run.from_json(migrations.migrate(raw))
     assert run.variants[0].attribution.split.dependencies_bytes == 20
     assert run.variants[0].build.scenarios["warm"].samples_seconds == [5.0, 5.1]
+
+
+def test_harness_report_on_a_wrong_typed_results_json_says_one_line(tmp_path):
+    raw = _v1("run")
+    raw["variants"][0]["image"]["layer_count"] = "nine"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(raw))
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code != 0 and result.exception is None or isinstance(
+        result.exception, SystemExit)
+    assert "variants.0.image.layer_count" in result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.output
