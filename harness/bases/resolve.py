@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from harness.bases import standins
+from harness.bases import families, standins
 from harness.engine import first_line
 from harness.errors import HarnessError
 from harness.store import write_atomic
@@ -70,7 +70,9 @@ def _standin(res: Resolution, recipe: standins.Recipe, attrs: dict, status: str)
     res.used_ref = recipe.tag
     res.recipe = recipe.slug
     res.recipe_sha256 = labels.get("io.harness.standin.recipe-sha256")
-    res.standin_description = recipe.description
+    # The label has the exact Node.js version a family recipe's description leaves open.
+    res.standin_description = (labels.get("org.opencontainers.image.description")
+                               or standins.describe(recipe, labels.get(standins.LABEL_NODE, "")))
     res.node_version = labels.get("io.harness.standin.node-version")
     res.ca_injected = labels.get("io.harness.standin.ca-injected") == "true"
     return _from_attrs(res, attrs)
@@ -114,9 +116,10 @@ def resolve(
     else:
         tried.append("not pulled (--bases=present)")
 
-    recipe = standins.find_recipe(recipes, ref)
+    # A directory recipe for the exact reference, else its family's for this tag.
+    recipe, why_not = families.find(recipes, ref)
     if recipe is None:
-        tried.append("no stand-in recipe")
+        tried.append(why_not)
         res.error = f"{ref}: " + "; ".join(tried)
         return res
     attrs = standins.existing_standin(client, recipe)

@@ -49,9 +49,18 @@ LABEL_SUITE = "io.harness.standin.debian-suite"
 LABEL_NODE = "io.harness.standin.node-version"
 LABEL_NPM = "io.harness.standin.npm-version"
 LABEL_YARN = "io.harness.standin.yarn-version"
+LABEL_COREPACK = "io.harness.standin.corepack-version"
 LABEL_CA = "io.harness.standin.ca-injected"
 
-NODE_LAYOUTS = ("usr-local", "distroless")
+# "none": a plain Debian stand-in (debian:<suite>), no Node.js at all.
+NODE_LAYOUTS = ("usr-local", "distroless", "none")
+# Pinned for mmdebstrap and tar, so that one suite's rootfs.tar comes out byte-identical
+# for every tag built from it (given the same mirror content) and the engine's ADD layer
+# cache serves them all. 2025-01-01T00:00:00Z.
+SOURCE_DATE_EPOCH = 1735689600
+# "# IF <flag>" ... "# END <flag>" blocks in a family recipe's Dockerfile.
+_IF = re.compile(r"^# IF (\S+)$")
+_END = re.compile(r"^# END (\S+)$")
 # The Node tarballs are linux-x64; slim/alpine keep only this OpenSSL header arch.
 OPENSSL_ARCH = "linux-x86_64"
 # Files mmdebstrap copies from the host for apt's sake; an image must not carry them.
@@ -139,6 +148,14 @@ class Recipe:
     extra_labels: tuple[tuple[str, str], ...] = ()
     real_size_bytes_approx: int | None = None
     real_layer_count: int | None = None
+    corepack: str | None = None
+    # BusyBox moved to this directory (applets beside it) before `remove` runs.
+    busybox_at: str | None = None
+    # A family recipe instantiated for one tag (harness/bases/families.py): the family,
+    # the Dockerfile's IF-flags and every filled-in parameter, all part of the identity.
+    family: str | None = None
+    flags: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> str:
@@ -159,6 +176,9 @@ class Recipe:
             # Lengths first, so that no two different trees hash the same stream.
             digest.update(b"%d:%s%d:" % (len(rel), rel, len(data)))
             digest.update(data)
+        if self.family:  # a directory recipe's hash stays what it always was
+            digest.update(b"family:" + json.dumps(
+                [self.family, list(self.flags), [list(p) for p in self.params]]).encode())
         return digest.hexdigest()
 
 
@@ -187,8 +207,13 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         raise HarnessError(f"stand-in recipe {path}: node_layout must be one of {NODE_LAYOUTS}")
     if not (recipe_dir / "Dockerfile").is_file():
         raise HarnessError(f"stand-in recipe {recipe_dir}: no Dockerfile")
+    return recipe_from_data(recipe_dir.name, recipe_dir, data)
+
+
+def recipe_from_data(slug: str, recipe_dir: Path, data: dict, **extra) -> Recipe:
+    """A Recipe from checked recipe.toml data; extra sets the family-only fields."""
     return Recipe(
-        slug=recipe_dir.name,
+        slug=slug,
         dir=recipe_dir,
         stands_in_for=data["stands_in_for"],
         tag=data["tag"],
@@ -214,6 +239,7 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         extra_labels=tuple(sorted((str(k), str(v)) for k, v in data.get("labels", {}).items())),
         real_size_bytes_approx=data.get("real_size_bytes_approx"),
         real_layer_count=data.get("real_layer_count"),
+        **extra,
     )
 
 
@@ -318,10 +344,12 @@ def npm_pack(spec: str, dest: Path, who: str) -> Packed:
 
 
 def _run(cmd: list[str], step: str, who: str, cwd: Path | None = None,
-         explain: Callable[[subprocess.CompletedProcess], str | None] | None = None) -> str:
+         explain: Callable[[subprocess.CompletedProcess], str | None] | None = None,
+         env: dict[str, str] | None = None) -> str:
     """Run a command (argument list, no shell); a failure names the step and its last words."""
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                              env={**os.environ, **env} if env else None)
     except OSError as exc:
         raise HarnessError(f"{who}: {step} failed: {exc}") from None
     if proc.returncode != 0:
@@ -368,12 +396,15 @@ def make_rootfs(recipe: Recipe, target: Path, log: Log) -> None:
     """mmdebstrap into a directory, then the recipe's fixups."""
     log(f"{recipe.ref}: mmdebstrap --variant={recipe.mmdebstrap_variant} "
         f"({len(recipe.include)} extra packages)")
-    _run(mmdebstrap_command(recipe, target), "mmdebstrap", f"stand-in {recipe.ref}")
+    _run(mmdebstrap_command(recipe, target), "mmdebstrap", f"stand-in {recipe.ref}",
+         env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)})
     fix_rootfs(recipe, target)
 
 
 def fix_rootfs(recipe: Recipe, root: Path) -> None:
     """What mmdebstrap cannot do: trims, users, CA bundle, applets, checks. Order matters."""
+    if recipe.busybox_at:
+        _relocate_busybox(root, recipe.busybox_at, f"stand-in {recipe.ref}")
     _remove(root, HOST_LEAKS + recipe.remove)
     if recipe.overlay:
         shutil.copytree(recipe.dir / recipe.overlay, root, symlinks=True, dirs_exist_ok=True)
@@ -439,10 +470,28 @@ def _install_busybox_applets(root: Path, who: str) -> None:
         link.symlink_to("/bin/busybox")
 
 
+def _relocate_busybox(root: Path, where: str, who: str) -> None:
+    """As distroless :debug has it: /<where>/busybox with its applets beside it, nothing on PATH."""
+    source = root / "bin/busybox"
+    if not source.is_file():
+        raise HarnessError(f"{who}: busybox at /{where}: no /bin/busybox in the rootfs")
+    home = root / where
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, home / "busybox")
+    listing = _run([str(home / "busybox"), "--list"], "busybox --list", who)
+    for name in sorted(set(listing.split()) - SKIP_APPLETS - {"busybox"}):
+        (home / name).symlink_to("busybox")
+
+
 def pack_rootfs(root: Path, dest: Path, who: str) -> None:
-    """Tar the rootfs for ADD; /dev stays an empty directory (the engine provides it)."""
+    """Tar the rootfs for ADD; /dev stays an empty directory (the engine provides it).
+
+    Sorted names and clamped mtimes: the same packages give the same bytes, so the
+    engine caches the ADD layer across tags of one suite.
+    """
     _run(["tar", "--create", "--file", str(dest), "--directory", str(root),
-          "--numeric-owner", "--sort=name", "--exclude=./dev/*", "."], "tar of the rootfs", who)
+          "--numeric-owner", "--sort=name", f"--mtime=@{SOURCE_DATE_EPOCH}", "--clamp-mtime",
+          "--exclude=./dev/*", "."], "tar of the rootfs", who)
 
 
 def rootfs_ca_bundle(root: Path) -> bytes | None:
@@ -466,21 +515,24 @@ def extract_package(tgz: Path, dest: Path, skip: Iterable[str] = ()) -> None:
         tf.extractall(dest, members=members, filter="tar")
 
 
-def lay_out_payload(recipe: Recipe, payload: Path, node: Packed, npm: Packed | None,
-                    yarn: Packed | None) -> None:
+def lay_out_payload(recipe: Recipe, payload: Path, node: Packed | None, npm: Packed | None,
+                    yarn: Packed | None, corepack: Packed | None = None) -> None:
     """payload/node and payload/yarn as they appear in the final filesystem, links included."""
+    if node is None or recipe.node_layout == "none":
+        return
     if recipe.node_layout == "distroless":
         # distroless ships the release tree at /nodejs without npm or corepack.
         extract_package(node.path, payload / "node/nodejs", skip=("package.json",))
     else:
-        _lay_out_usr_local(payload / "node/usr/local", node, npm)
+        _lay_out_usr_local(payload / "node/usr/local", node, npm, corepack)
     if recipe.prune_openssl_archs:
         _prune_openssl_archs(payload / "node")
     if yarn:
         _lay_out_yarn(payload / "yarn", yarn)
 
 
-def _lay_out_usr_local(prefix: Path, node: Packed, npm: Packed | None) -> None:
+def _lay_out_usr_local(prefix: Path, node: Packed, npm: Packed | None,
+                       corepack: Packed | None = None) -> None:
     """What `tar -xJf node-v*-linux-x64.tar.xz -C /usr/local --strip-components=1` gives."""
     extract_package(node.path, prefix, skip=("package.json",))
     bin_dir = prefix / "bin"
@@ -489,6 +541,9 @@ def _lay_out_usr_local(prefix: Path, node: Packed, npm: Packed | None) -> None:
         extract_package(npm.path, prefix / "lib/node_modules/npm")
         (bin_dir / "npm").symlink_to("../lib/node_modules/npm/bin/npm-cli.js")
         (bin_dir / "npx").symlink_to("../lib/node_modules/npm/bin/npx-cli.js")
+    if corepack:  # the release tarballs of Node <= 24 carry it beside npm
+        extract_package(corepack.path, prefix / "lib/node_modules/corepack")
+        (bin_dir / "corepack").symlink_to("../lib/node_modules/corepack/dist/corepack.js")
 
 
 def _lay_out_yarn(root: Path, yarn: Packed) -> None:
@@ -515,10 +570,11 @@ class PreparedContext:
     dir: Path
     dockerfile_text: str
     build_args: dict[str, str]
-    node_version: str  # "v20.19.5"
+    node_version: str  # "v20.19.5"; "" for a stand-in without Node.js
     npm_version: str | None
     yarn_version: str | None
     ca_injected: bool
+    corepack_version: str | None = None
 
 
 def prepare_context(recipe: Recipe, workdir: Path, tarballs: TarballCache,
@@ -529,9 +585,11 @@ def prepare_context(recipe: Recipe, workdir: Path, tarballs: TarballCache,
     shutil.copytree(recipe.dir, context, symlinks=True)
     for script in context.glob("*.sh"):
         script.chmod(0o755)  # a checkout or a wheel may have lost the x bit
-    node = tarballs.get(recipe.node, recipe.ref, log)
-    npm = tarballs.get(recipe.npm, recipe.ref, log) if recipe.npm else None
-    yarn = tarballs.get(recipe.yarn, recipe.ref, log) if recipe.yarn else None
+    # Fetched before mmdebstrap: a version npm does not carry fails in seconds.
+    node, npm, yarn, corepack = (
+        tarballs.get(spec, recipe.ref, log) if spec else None
+        for spec in (recipe.node if recipe.node_layout != "none" else None,
+                     recipe.npm, recipe.yarn, recipe.corepack))
 
     staging = workdir / "rootfs"
     make_rootfs(recipe, staging, log)
@@ -540,22 +598,44 @@ def prepare_context(recipe: Recipe, workdir: Path, tarballs: TarballCache,
     pack_rootfs(staging, context / "rootfs.tar", who)
     shutil.rmtree(staging)  # a full rootfs is ~1 GB; the tar is all the build needs
 
-    lay_out_payload(recipe, context / "payload", node, npm, yarn)
+    lay_out_payload(recipe, context / "payload", node, npm, yarn, corepack)
     text = (context / "Dockerfile").read_text()
+    if recipe.family:
+        text = render_dockerfile(text, recipe.flags)
+        (context / "Dockerfile").write_text(text)
     ca_injected = recipe.needs_npm_ca and _host_ca_differs(image_bundle)
     if ca_injected:
         text = _inject_host_ca(context, text)
-    args = {"NODE_VERSION": node.version, "YARN_VERSION": yarn.version if yarn else ""}
+    args = {"NODE_VERSION": node.version if node else "", "YARN_VERSION": yarn.version if yarn else ""}
     declared = dockerfile_mod.parse(text).declared_args
     return PreparedContext(
         dir=context,
         dockerfile_text=text,
         build_args={k: v for k, v in args.items() if k in declared and v},
-        node_version=f"v{node.version}",
+        node_version=f"v{node.version}" if node else "",
         npm_version=npm.version if npm else None,
         yarn_version=yarn.version if yarn else None,
         ca_injected=ca_injected,
+        corepack_version=corepack.version if corepack else None,
     )
+
+
+def render_dockerfile(text: str, flags: Iterable[str]) -> str:
+    """Keep each "# IF <flag>" ... "# END <flag>" block whose flag is set; drop the markers."""
+    flags = set(flags)
+    kept: list[str] = []
+    skipping: str | None = None
+    for line in text.splitlines():
+        start, end = _IF.match(line), _END.match(line)
+        if skipping:
+            skipping = None if end and end.group(1) == skipping else skipping
+        elif start:
+            skipping = None if start.group(1) in flags else start.group(1)
+        elif not end:
+            kept.append(line)
+    if skipping:
+        raise HarnessError(f"stand-in Dockerfile: '# IF {skipping}' has no '# END {skipping}'")
+    return "\n".join(kept) + "\n"
 
 
 def _host_ca_differs(image_bundle: bytes | None) -> bool:
@@ -581,19 +661,27 @@ def _inject_host_ca(context: Path, text: str) -> str:
 def standin_labels(recipe: Recipe, prepared: PreparedContext) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": f"harness stand-in for {recipe.stands_in_for}",
-        "org.opencontainers.image.description": recipe.description,
+        "org.opencontainers.image.description": describe(recipe, prepared.node_version),
         LABEL_FOR: recipe.stands_in_for,
         LABEL_HASH: recipe.content_hash(),
         LABEL_SUITE: recipe.suite,
-        LABEL_NODE: prepared.node_version,
         LABEL_CA: "true" if prepared.ca_injected else "false",
     }
+    if prepared.node_version:
+        labels[LABEL_NODE] = prepared.node_version
+    if prepared.corepack_version:
+        labels[LABEL_COREPACK] = prepared.corepack_version
     if prepared.npm_version:
         labels[LABEL_NPM] = prepared.npm_version
     if prepared.yarn_version:
         labels[LABEL_YARN] = prepared.yarn_version
     labels.update(dict(recipe.extra_labels))
     return labels
+
+
+def describe(recipe: Recipe, node_version: str) -> str:
+    """The recipe's description with the exact Node.js version a family recipe leaves open."""
+    return recipe.description.replace("{node_version}", node_version or "(unknown version)")
 
 
 # --------------------------------------------------------------------------- build
