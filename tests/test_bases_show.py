@@ -61,3 +61,16 @@ def test_bases_pull_pulls(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["bases", "--pull", *_variants(tmp_path)])
     assert isinstance(result.exception, AssertionError)  # it tried: the stand-in refused
     assert "pulled without --pull" in str(result.exception)
+
+
+def test_bases_takes_references_and_names_a_tag_no_recipe_honours(tmp_path, monkeypatch):
+    from harness import engine
+
+    monkeypatch.setattr(engine, "connect", lambda *a, **k: _Client())
+    result = CliRunner().invoke(app, ["bases", "node:22-slim", "node:17", "debian:trixie-slim"],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 1, result.output
+    assert "harness-standin/node:22-slim not built" in result.output
+    assert "harness-standin/debian:trixie-slim not built" in result.output
+    assert "Node.js 17" in result.output and "recipes know" in result.output
+    assert "3 base image(s) unresolved" in result.output

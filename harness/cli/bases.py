@@ -12,6 +12,9 @@ from harness.errors import HarnessError
 
 
 def bases_cmd(
+    refs_given: Annotated[list[str] | None, typer.Argument(
+        metavar="REFS", help="Base images to show (or pull, or build), e.g. node:22-slim; "
+                                  "default: those the variants name.")] = None,
     variants_dir: VariantsDir = DEFAULT_VARIANTS,
     context: ContextDir = None,
     build: Annotated[bool, typer.Option("--build", help="Build the stand-ins that are missing.")] = False,
@@ -27,15 +30,15 @@ def bases_cmd(
     from harness.bench import runner
 
     try:
-        variants = load(variants_dir, context)
+        variants = [] if refs_given else load(variants_dir, context)
         client = engine.connect()
     except HarnessError as exc:
         raise fail(str(exc)) from None
     if bases_mode is None:  # a show command: nothing is pulled or built unless asked
         bases_mode = "auto" if build else "pull" if pull else "present"
-    refs = list(dict.fromkeys(r for v in variants for r in runner.plan(v).refs))
+    refs = list(dict.fromkeys(refs_given or (r for v in variants for r in runner.plan(v).refs)))
     recipes = standins.load_recipes()
-    if build:  # the stand-ins that have recipes, even when no variant names them yet
+    if build and not refs_given:  # the stand-ins that have recipes, even when no variant names them
         refs += [r.stands_in_for for r in recipes.values() if r.stands_in_for not in refs]
     table = Table(title="Base images")
     for col in ("Requested", "Resolves", "Image id", "Digest", "Size", "Stand-in"):
