@@ -119,7 +119,7 @@ def scenario_samples(run: Run, build: Build | None) -> dict[str, list[float]]:
 def causes(before, after) -> tuple[str, ...]:
     """What changed between two runs of a variant: bases, Dockerfile, context; else why we
     cannot say. `before` and `after` are anything with `bases`, `dockerfile_sha256` and
-    `context_sha256` (harness.track.compare.Facts, a history entry)."""
+    `context_sha256` (a harness.model.HistoryEntry)."""
     found = _base_changes(before.bases, after.bases)
     unrecorded = []
     for key, what in (("dockerfile_sha256", "Dockerfile"), ("context_sha256", "app (build context)")):

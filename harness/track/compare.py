@@ -13,7 +13,6 @@ would be the harness's largest dependency for one function.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import math
@@ -186,42 +185,9 @@ def _few_samples(before: list[float], after: list[float], ratio: float, factor: 
 
 # What one run says about one variant -------------------------------------------------------
 
-@dataclass(frozen=True)
-class Facts:
-    """The comparable figures of one variant in one run. A history line
-    (harness.model.HistoryEntry) holds the same fields: `to_entry` and `from_entry` are the
-    one converter each way."""
-    run_id: str
-    created_utc: str
-    hostname: str | None
-    git_commit: str | None
-    git_dirty: bool | None
-    variant: str
-    label: str
-    status: str | None
-    dockerfile_sha256: str | None
-    context_sha256: str | None
-    size_bytes: int | None
-    layer_count: int | None
-    compressed_size_bytes: int | None
-    build_samples: dict[str, list[float]]  # scenario -> every sample, in seconds
-    bases: list[dict]  # per FROM of an image: stage, requested, image_id, digest, standin, final
-
-    @property
-    def when(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self.created_utc)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_entry(self) -> HistoryEntry:
-        """The history line of these figures."""
-        return HistoryEntry(**self.to_dict())
-
-    @classmethod
-    def from_entry(cls, entry: HistoryEntry) -> Facts:
-        """What compare compares, from a history line."""
-        return cls(**asdict(entry))
+# The comparable figures of one variant in one run are exactly its history line: one type,
+# defined with the history file's format in harness.model.
+Facts = HistoryEntry
 
 
 BASE_KEYS = HISTORY_BASE_KEYS
@@ -232,7 +198,7 @@ def facts(run: Run | dict, variant: VariantResult | dict) -> Facts:
     converted first): the figures of its history line."""
     if isinstance(run, dict) or isinstance(variant, dict):
         run, variant = _typed_pair(run, variant)
-    return Facts.from_entry(HistoryEntry.of(run, variant))
+    return HistoryEntry.of(run, variant)
 
 
 def _typed_pair(run: Run | dict, variant: VariantResult | dict) -> tuple[Run, VariantResult]:

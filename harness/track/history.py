@@ -1,7 +1,7 @@
 """An append-only history of every variant of every run: `results/history.jsonl`.
 
-One JSON line per variant per run (a `harness.model.HistoryEntry`: the fields of
-`compare.Facts` plus the schema version; `harness.store.read_history` reads it, for the trend
+One JSON line per variant per run (a `harness.model.HistoryEntry`, what `harness compare`
+compares, plus the schema version; `harness.store.read_history` reads it, for the trend
 chart too). Lines are only ever appended, whole, with one write and an fsync, so a
 crash leaves at most one truncated last line; readers report such a line and skip it.
 Appending a run twice adds nothing.
@@ -31,7 +31,7 @@ from harness.track.compare import DEFAULT_ALPHA, DEFAULT_FACTOR, Facts
 
 def history_line(facts: Facts) -> str:
     """The line of `facts` in history.jsonl, without its newline."""
-    return facts.to_entry().to_json()
+    return facts.to_json()
 
 
 def run_entries(run: Run | dict) -> list[HistoryEntry]:
@@ -100,7 +100,7 @@ def regressions(entries: list[HistoryEntry], factor: float = DEFAULT_FACTOR,
             if entry.status == "ok":
                 if last_ok is not None:
                     changes += _changes(compare.row(
-                        Facts.from_entry(last_ok), Facts.from_entry(entry),
+                        last_ok, entry,
                         last_ok.run_id, entry.run_id, factor, alpha))
                 last_ok = entry
             previous = entry
