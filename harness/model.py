@@ -209,6 +209,13 @@ class Build:
     error: str | None = None
     log_tail: list[str] | None = None
 
+    def samples_by_scenario(self, scenario: str | None = None) -> dict[str, list[float]]:
+        """Raw samples per scenario: `scenarios` when recorded, else the run's one
+        `scenario` (a record written before scenarios existed)."""
+        if self.scenarios is not None:
+            return {name: list(s.samples_seconds) for name, s in self.scenarios.items()}
+        return {scenario or "cold": list(self.samples_seconds)}
+
 
 # ------------------------------------------------------------------ the image
 
@@ -450,11 +457,10 @@ class VariantResult:
         return self.status in MEASURED and self.image is not None
 
     def build_samples(self, scenario: str | None = None) -> dict[str, list[float]]:
-        """Raw samples per scenario of the measured build: `build.scenarios` when present,
-        else the run's one `scenario` (a record written before scenarios existed)."""
-        if self.build is not None and self.build.scenarios is not None:
-            return {name: list(s.samples_seconds) for name, s in self.build.scenarios.items()}
-        return {scenario or "cold": list(self.build.samples_seconds) if self.build else []}
+        """Raw samples per scenario of the measured build (`Build.samples_by_scenario`)."""
+        if self.build is None:
+            return {scenario or "cold": []}
+        return self.build.samples_by_scenario(scenario)
 
     @property
     def compressed_size_bytes(self) -> int | None:

@@ -107,13 +107,10 @@ def build_samples(run: Run, variant: VariantResult) -> dict[str, list[float]]:
 
 
 def scenario_samples(run: Run, build: Build | None) -> dict[str, list[float]]:
-    """Raw samples per scenario of one build: `build.scenarios` when present, else the run's
-    one scenario (an older record)."""
+    """Raw samples per scenario of one build (`Build.samples_by_scenario`)."""
     if build is None:
         return {run.settings.scenario or "cold": []}
-    if build.scenarios is not None:
-        return {name: list(s.samples_seconds) for name, s in build.scenarios.items()}
-    return {run.settings.scenario or "cold": list(build.samples_seconds)}
+    return build.samples_by_scenario(run.settings.scenario)
 
 
 def causes(before, after) -> tuple[str, ...]:
