@@ -18,16 +18,7 @@ from pathlib import Path
 
 from harness import __version__, migrations
 from harness.errors import HarnessError
-from harness.model import (  # noqa: F401  (re-exported: the status names readers test)
-    FAILED,
-    FAILED_AT_RUNTIME,
-    MEASURED,
-    OK,
-    SCHEMA_VERSION,
-    HistoryEntry,
-    ModelError,
-    Run,
-)
+from harness.model import SCHEMA_VERSION, HistoryEntry, ModelError, Run
 
 RESULTS_FILE = "results.json"
 HISTORY_FILE = "history.jsonl"

@@ -47,8 +47,7 @@ from harness.engine.build import (
     pack_context,
 )
 from harness.errors import BuildFailed, HarnessError
-from harness.model import NOT_CHECKED, HistoryEntry, Run
-from harness.store import FAILED_AT_RUNTIME, MEASURED
+from harness.model import FAILED_AT_RUNTIME, MEASURED, NOT_CHECKED, HistoryEntry, Run
 
 LABEL_RUN = "io.harness.run"
 LABEL_VARIANT = "io.harness.variant"
