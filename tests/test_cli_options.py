@@ -219,3 +219,16 @@ def test_list_exits_non_zero_naming_a_variant_that_cannot_be_built(tmp_path, mon
     assert result.exit_code == 1, result.output
     assert "typo: typo.Dockerfile: line 2: unknown instruction RUNN" in result.output
     assert "1 variant(s) cannot be built" in result.output
+
+
+def test_defaults_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """Installed with pip, the harness looks for ./variants and writes ./results; in an
+    empty directory it says in one line how to start."""
+    from harness.cli.common import DEFAULT_OUT, DEFAULT_VARIANTS
+
+    assert not DEFAULT_VARIANTS.is_absolute() and not DEFAULT_OUT.is_absolute()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code != 0
+    assert "variants" in result.output and "harness init" in result.output
+    assert "Traceback" not in result.output

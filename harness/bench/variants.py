@@ -100,7 +100,9 @@ def _load(variants_dir: Path, context: Path | None,
           lenient: bool) -> tuple[list[Variant], list[str]]:
     variants_dir = variants_dir.resolve()
     if not variants_dir.is_dir():
-        raise HarnessError(f"variants directory {variants_dir} does not exist")
+        raise HarnessError(f"variants directory {variants_dir} does not exist; write one with "
+                           f"`harness init APP_DIR --out {variants_dir.name}`, or point "
+                           f"--variants-dir at yours")
     manifest_path = variants_dir / MANIFEST
     warnings: list[str] = []
     try:

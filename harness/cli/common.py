@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from harness.errors import HarnessError
-from harness.store import PROJECT_ROOT
 
-DEFAULT_VARIANTS = PROJECT_ROOT / "variants"
-DEFAULT_OUT = PROJECT_ROOT / "results"
+# Relative to where the command runs, like any tool installed with pip: a checkout's
+# `make bench` runs in its root, a team's project in its own.
+DEFAULT_VARIANTS = Path("variants")
+DEFAULT_OUT = Path("results")
 
 # Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns, and
 # no hard wrapping: `harness report RUN > report.md` keeps each table row on one line.

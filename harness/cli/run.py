@@ -198,7 +198,8 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
         chosen = opts.selection
         variants, warnings = load_warned(chosen.variants_dir, chosen.context, list(chosen.names))
         if not variants:
-            raise HarnessError(f"no variants found in {chosen.variants_dir}")
+            raise HarnessError(f"no variants found in {chosen.variants_dir}; `harness init "
+                               f"APP_DIR --out {chosen.variants_dir}` writes five for your app")
         baseline = None
         if check:
             from harness.track import budgets
