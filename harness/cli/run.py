@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +22,7 @@ from harness.cli.common import (
     spinner,
 )
 from harness.cli.options import finished, resumed, run_options
+from harness.cli.progress import PlainProgress
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -231,6 +233,12 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if not sys.stderr.isatty():  # a log: one line per build, a line every 30 s at least
+            plain = PlainProgress(sys.stderr)
+            try:
+                return runner.execute(ready.client, ready.variants, ready.opts, plain)
+            finally:
+                plain.close()
         with spinner() as bar:
             return runner.execute(ready.client, ready.variants, ready.opts, RichProgress(bar))
     except HarnessError as exc:
