@@ -74,7 +74,7 @@ site: setup  ## the newest run's report, as a directory to publish
 	rm -rf $(SITE) && mkdir -p $(SITE)
 	cp -L $(RESULTS)/latest/* $(SITE)/
 
-budgets: setup  ## exit 1 when the newest run breaks a budget of variants.toml
+budgets: setup  ## exit 3 when the newest run breaks a budget of variants.toml
 	$(BIN)/harness compare $(RESULTS)/latest $(RESULTS)/latest --check > /dev/null
 
 baseline-restore:  ## the latest nightly's results.json into $(BASELINE)/

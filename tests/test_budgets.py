@@ -161,7 +161,7 @@ def test_check_main_exit_codes(tmp_path):
     assert check_main(_run(a=1), path) == (["budgets met: 1 limit(s) checked for run "
                                             "20240102T000000Z"], 0)
     lines, code = check_main(_run(a=300_000_000), path)
-    assert code == 1 and lines == ["budget exceeded: a: max_size 200 MB exceeded: "
+    assert code == 3 and lines == ["budget exceeded: a: max_size 200 MB exceeded: "
                                    "300 MB (300,000,000 B)"]
     path.write_text("")
     assert check_main(_run(a=1), path)[1] == 2

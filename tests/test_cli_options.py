@@ -232,3 +232,14 @@ def test_defaults_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert "variants" in result.output and "harness init" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_readme_documents_every_exit_code():
+    import re
+
+    from harness.errors import ExitCode
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    line = next(x for x in readme.replace("\n  ", " ").splitlines() if "Exit codes:" in x)
+    documented = {int(n) for n in re.findall(r"\b(\d+)\b", line)}
+    assert {int(c) for c in ExitCode} <= documented, line

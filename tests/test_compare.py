@@ -236,7 +236,7 @@ def test_compare_main_keeps_machine_formats_clean(tmp_path):
     (tmp_path / "budgets.toml").write_text('[budgets.grows]\nmax_growth = "1%"\n')
     text, lines, code = compare.compare_main(tmp_path / "a", tmp_path / "b", "json", check=True,
                                              budgets_source=tmp_path / "budgets.toml")
-    assert json.loads(text)["rows"] and code == 1
+    assert json.loads(text)["rows"] and code == 3  # a broken budget
     assert lines[0].startswith("budget exceeded: grows: max_growth 1% exceeded: +5,000,000 B")
     with pytest.raises(HarnessError, match="unknown format"):
         compare.compare_main(tmp_path / "a", tmp_path / "b", "xml")

@@ -249,7 +249,7 @@ def test_cli_nosep_is_a_one_line_error(tmp_path):
     proc = _harness("--json", "--engine", "justaname",
                     env={"HARNESS_STATE": str(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     _no_traceback(proc)
-    assert proc.returncode == 1 and json.loads(proc.stdout) == []
+    assert proc.returncode == 2 and json.loads(proc.stdout) == []  # a bad --engine value
     lines = proc.stderr.splitlines()
     naming = [line for line in lines if "justaname" in line]
     assert naming == [("error: --engine justaname: expected NAME=DOCKER_HOST "
@@ -262,7 +262,7 @@ def test_cli_nosep_is_a_one_line_error(tmp_path):
 def test_cli_table_without_engines_says_so(tmp_path):
     proc = _harness(env={"HARNESS_STATE": str(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     _no_traceback(proc)
-    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.returncode == 4 and proc.stdout == ""  # no engine answers
     assert proc.stderr.splitlines()[-1].startswith("error: no engine answers; ")
 
 

@@ -127,7 +127,7 @@ def test_without_engines_node_the_bundled_major_and_a_note(tmp_path):
 def test_what_init_cannot_read_is_a_one_line_error(tmp_path, pkg, files, message):
     root = _app(tmp_path, pkg, files)
     result = CliRunner().invoke(cli, ["init", str(root), "--out", str(tmp_path / "v")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     text = " ".join(result.output.split())
     assert message in text and "Traceback" not in result.output
     assert not (tmp_path / "v").exists()
@@ -135,7 +135,7 @@ def test_what_init_cannot_read_is_a_one_line_error(tmp_path, pkg, files, message
 
 def test_no_package_json_and_no_app_dir(tmp_path):
     result = CliRunner().invoke(cli, ["init", str(tmp_path), "--out", str(tmp_path / "v")])
-    assert result.exit_code == 1 and "no package.json" in result.output
+    assert result.exit_code == 2 and "no package.json" in result.output
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert result.exit_code == 2  # a usage error, as typer reports them
 
@@ -227,7 +227,7 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     assert first.exit_code == 0, first.output
     (out / "variants.toml").write_text("# mine\n")
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 1 and "--force" in again.output
+    assert again.exit_code == 2 and "--force" in again.output
     assert len(again.output.strip().splitlines()) == 1  # one line
     assert (out / "variants.toml").read_text() == "# mine\n"
     forced = CliRunner().invoke(cli, [*args, "--force"])

@@ -7,8 +7,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_VARIANTS, ContextDir, VariantsDir, fail, load, out, spinner
-from harness.errors import HarnessError
+from harness.cli.common import (
+    DEFAULT_VARIANTS,
+    ContextDir,
+    VariantsDir,
+    fail,
+    fail_for,
+    load,
+    out,
+    spinner,
+)
+from harness.errors import ExitCode, HarnessError
 
 
 def bases_cmd(
@@ -33,7 +42,7 @@ def bases_cmd(
         variants = [] if refs_given else load(variants_dir, context)
         client = engine.connect()
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     if bases_mode is None:  # a show command: nothing is pulled or built unless asked
         bases_mode = "auto" if build else "pull" if pull else "present"
     refs = list(dict.fromkeys(refs_given or (r for v in variants for r in runner.plan(v).refs)))
@@ -55,7 +64,7 @@ def bases_cmd(
     out.print(table)
     if missing:
         hint = "" if build else "; `harness bases --pull` pulls them, `--build` builds stand-ins"
-        raise fail(f"{missing} base image(s) unresolved{hint}")
+        raise fail(f"{missing} base image(s) unresolved{hint}", ExitCode.FAILED)
 
 
 def _row(ref: str, res) -> tuple[str, ...]:

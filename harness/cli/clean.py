@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import fail, out
+from harness.cli.common import fail_for, out
 from harness.errors import HarnessError
 
 
@@ -27,7 +27,7 @@ def clean_cmd(
     try:
         result = cleanup.remove(engine.connect(), run_id, keep_final=keep_final)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     for line in cleanup.summary_lines(result):
         out.print(line, highlight=False, markup=False)
     raise typer.Exit(1 if result.get("errors") else 0)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from harness.errors import HarnessError
+from harness.errors import EngineUnavailable, ExitCode, HarnessError
 
 # Relative to where the command runs, like any tool installed with pip: a checkout's
 # `make bench` runs in its root, a team's project in its own.
@@ -29,9 +29,15 @@ ContextDir = Annotated[Path | None, typer.Option(
                       "../sample_app).")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = ExitCode.BAD_INPUT) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+    return typer.Exit(int(code))
+
+
+def fail_for(exc: HarnessError) -> typer.Exit:
+    """The one-line error of a HarnessError: no engine (4), else bad input (2)."""
+    return fail(str(exc), ExitCode.NO_ENGINE if isinstance(exc, EngineUnavailable)
+                else ExitCode.BAD_INPUT)
 
 
 def spinner() -> Progress:

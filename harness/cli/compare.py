@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_VARIANTS, VariantsDir, fail
+from harness.cli.common import DEFAULT_VARIANTS, VariantsDir, fail_for
 from harness.errors import HarnessError
 
 
@@ -18,7 +18,7 @@ def compare_cmd(
         "--run", help="Compare two variants of this run: BASELINE and CURRENT are variant "
                       "names.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md | json | csv")] = "md",
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 when CURRENT breaks a budget.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 3 when CURRENT breaks a budget.")] = False,
     budgets_file: Annotated[Path | None, typer.Option(
         "--budgets", help="A TOML file of [budgets.<variant>] tables (default: "
                           "variants.toml).")] = None,
@@ -42,7 +42,7 @@ def compare_cmd(
             text, lines, code = compare.compare_main(baseline, current, fmt, check,
                                                      budgets_file or variants_dir, factor, alpha)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     typer.echo(text)
     for line in lines:
         typer.echo(line, err=True)

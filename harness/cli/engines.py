@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from harness.cli.common import err, out
+from harness.errors import ExitCode
 
 
 def engines_cmd(
@@ -21,6 +22,7 @@ def engines_cmd(
     from harness import engine
 
     refs, errors, notes = engine.resolve(engine_specs)
+    bad_specs = bool(errors)  # --engine values that are no NAME=DOCKER_HOST
     given = {r.name for r in refs if r.source == "given"}
     found = engine.survey(refs)
     for s in found:
@@ -36,10 +38,14 @@ def engines_cmd(
         err.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
     for line in errors:
         err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-    if not answered and not errors:
-        errors.append("no engine answers")
-        err.print(f"[bold red]error:[/] no engine answers; {engine.START_HINT}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1 if errors else 0)
+    if bad_specs:
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    if not answered:
+        if not errors:
+            err.print(f"[bold red]error:[/] no engine answers; {engine.START_HINT}",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.NO_ENGINE)
+    raise typer.Exit(ExitCode.FAILED if errors else ExitCode.OK)
 
 
 def _print_table(answered) -> None:

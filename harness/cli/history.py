@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_OUT, fail
+from harness.cli.common import DEFAULT_OUT, fail_for
 from harness.errors import HarnessError
 
 
@@ -33,7 +33,7 @@ def history_cmd(
                 typer.echo(line)
         lines, code = history.history_main(path, factor, alpha)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     typer.echo("\n".join(lines))
     entries = history.read_history(path)[0] if path.exists() else []
     from harness.report import writer
@@ -41,7 +41,7 @@ def history_cmd(
     try:
         written = writer.write_trends(entries, out_dir)
     except HarnessError as exc:  # the newest run's results.json is unreadable
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     for path in written:
         typer.echo(f"wrote {path}")
     raise typer.Exit(code)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import err, fail, out
+from harness.cli.common import err, fail_for, out
 from harness.errors import HarnessError
 
 
@@ -28,7 +28,7 @@ def init_cmd(
         app = read_app(app_dir, exclude=out_dir)
         written = write(app, out_dir, force=force)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     out.print(f"{app.name}: {app.manager}, Node.js {app.node_major}, build output "
               f"{app.out_dir or '(no build script)'}, port {app.port or 'not found'}",
               highlight=False, markup=False)

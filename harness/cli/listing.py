@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from harness.cli.common import DEFAULT_VARIANTS, ContextDir, VariantsDir, err, fail, load, out
-from harness.errors import HarnessError
+from harness.cli.common import (
+    DEFAULT_VARIANTS,
+    ContextDir,
+    VariantsDir,
+    err,
+    fail,
+    fail_for,
+    load,
+    out,
+)
+from harness.errors import ExitCode, HarnessError
 
 
 def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir = None) -> None:
@@ -17,7 +26,7 @@ def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir =
     try:
         variants = load(variants_dir, context)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     try:
         client = engine.connect()
     except HarnessError as exc:
@@ -40,7 +49,7 @@ def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir =
     if broken:  # each named, then a non-zero exit: a script can stop before a long bench
         for line in broken:
             err.print(f"[bold red]error:[/] {line}", highlight=False)
-        raise fail(f"{len(broken)} variant(s) cannot be built")
+        raise fail(f"{len(broken)} variant(s) cannot be built", ExitCode.FAILED)
 
 
 def _presence(client, ref: str, recipes) -> str:

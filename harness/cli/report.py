@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_OUT, fail, out
+from harness.cli.common import DEFAULT_OUT, fail_for, out
 from harness.errors import HarnessError
 
 
@@ -23,7 +23,7 @@ def report_cmd(
     try:
         record = results.load_run(run_dir)
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     target = run_dir if run_dir.is_dir() else run_dir.parent
     written = write_outputs(record, target)
     out.print("\n".join(markdown_lines(record)), highlight=False, markup=False)

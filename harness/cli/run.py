@@ -17,13 +17,14 @@ from harness.cli.common import (
     VariantsDir,
     err,
     fail,
+    fail_for,
     load_warned,
     out,
     spinner,
 )
 from harness.cli.options import finished, resumed, run_options
 from harness.cli.progress import PlainProgress
-from harness.errors import HarnessError
+from harness.errors import EngineUnavailable, ExitCode, HarnessError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -50,7 +51,7 @@ AnalyzeOpt = Annotated[bool, typer.Option(
     "--analyze/--no-analyze", help="Read each image's layers: contents, waste, compressed "
                                    "estimate, shell, packages.")]
 CheckOpt = Annotated[bool, typer.Option(
-    "--check", help="Exit 1 when a size budget is broken (budgets from --budgets or "
+    "--check", help="Exit 3 when a size budget is broken (budgets from --budgets or "
                     "variants.toml).")]
 BudgetsFileOpt = Annotated[Path | None, typer.Option(
     "--budgets", help="A TOML file of \\[budgets.<variant>] tables.")]
@@ -210,7 +211,7 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
             baseline = _baseline(opts.out)
         client = engine.connect()
     except HarnessError as exc:
-        raise fail(str(exc)) from None
+        raise fail_for(exc) from None
     return _Ready(finished(opts, warnings), variants, chosen.variants_dir, warnings, baseline, client)
 
 
@@ -241,11 +242,13 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
                 plain.close()
         with spinner() as bar:
             return runner.execute(ready.client, ready.variants, ready.opts, RichProgress(bar))
-    except HarnessError as exc:
-        raise fail(str(exc)) from None
+    except EngineUnavailable as exc:
+        raise fail(str(exc), ExitCode.NO_ENGINE) from None
+    except HarnessError as exc:  # mid-run: what was measured is saved, the run is not whole
+        raise fail(str(exc), ExitCode.FAILED) from None
     except KeyboardInterrupt as exc:
         err.print("interrupted: partial results saved", highlight=False)
-        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        raise typer.Exit(143 if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
 
 
 def _write_outputs(record: Run, run_dir: Path, out_dir: Path) -> None:

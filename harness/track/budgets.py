@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from harness.bench.variants import MANIFEST, name_from_file
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError
 from harness.model import Run, VariantResult
 from harness.report.formatting import run_of
 from harness.report.units import human_size
@@ -242,12 +242,13 @@ _MEASURES = {"max_size": _size, "max_layers": _layers, "max_growth": _growth}
 
 def check_main(run: Run | dict, source: Path | None,
                baseline: Run | dict | None = None) -> tuple[list[str], int]:
-    """`--check`: (lines, exit code): 1 when a budget is exceeded, 2 when none is defined."""
+    """`--check`: (lines, exit code): 3 when a budget is exceeded, 2 when none is defined."""
     if source is None:
-        return ["error: --check needs budgets (--budgets FILE or the variants manifest)"], 2
+        return (["error: --check needs budgets (--budgets FILE or the variants manifest)"],
+                ExitCode.BAD_INPUT)
     budgets = load_budgets(source)
     if not budgets:
-        return [f"error: --check: no budgets are defined in {source}"], 2
+        return [f"error: --check: no budgets are defined in {source}"], ExitCode.BAD_INPUT
     run = run_of(run)
     outcomes = _assess(run, budgets, _baseline(baseline))
     breaches = [b for result, b in outcomes if result == BREACH]
@@ -256,4 +257,4 @@ def check_main(run: Run | dict, source: Path | None,
     checked = sum(result != UNCHECKED for result, _ in outcomes)
     if not breaches:
         lines.insert(0, f"budgets met: {checked} limit(s) checked for run {run.run_id}")
-    return lines, 1 if breaches else 0
+    return lines, ExitCode.BUDGET if breaches else ExitCode.OK
