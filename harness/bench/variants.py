@@ -96,6 +96,18 @@ def load_variants_with_warnings(variants_dir: Path,
     return _load(variants_dir, context, lenient=True)
 
 
+def load_variants_strict(variants_dir: Path, context: Path | None = None) -> list[Variant]:
+    """The variants, or one HarnessError naming everything wrong with the manifest: not TOML,
+    an unknown key or a wrong type, and every entry whose Dockerfile or context does not
+    exist or whose name is taken. What `harness run` and `list` read: a bad manifest stops
+    them before any build."""
+    out, _ = _load(variants_dir, context, lenient=False)
+    wrong = [f"variant {v.name!r}: {v.problem}" for v in out if v.in_manifest and v.problem]
+    if wrong:
+        raise HarnessError(f"{MANIFEST}: " + "; ".join(wrong))
+    return out
+
+
 def _load(variants_dir: Path, context: Path | None,
           lenient: bool) -> tuple[list[Variant], list[str]]:
     variants_dir = variants_dir.resolve()
@@ -156,7 +168,8 @@ def _from_entry(entry: dict, i: int, vdir: Path, default_ctx: Path,
         raise HarnessError(f"{where}: needs at least dockerfile = \"...\"")
     unknown = set(entry) - _KNOWN_KEYS
     if unknown:
-        raise HarnessError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise HarnessError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: "
+                           f"{', '.join(sorted(_KNOWN_KEYS))})")
     for key in ("target", "context"):
         if entry.get(key) is not None and not isinstance(entry[key], str):
             raise HarnessError(f"{where}: {key} must be a string")

@@ -20,7 +20,8 @@ DEFAULT_OUT = Path("results")
 # Piped output (CI logs, files) gets room for wide tables instead of rich's 80 columns, and
 # no hard wrapping: `harness report RUN > report.md` keeps each table row on one line.
 out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty())
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160,
+              soft_wrap=not sys.stderr.isatty())
 
 VariantsDir = Annotated[Path, typer.Option(
     "--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
@@ -47,16 +48,13 @@ def spinner() -> Progress:
 
 
 def load_warned(variants_dir: Path, context: Path | None, names: list[str] | None = None):
-    """The variants and what was wrong with variants.toml (printed as warnings): a bad
-    manifest does not stop a run, its Dockerfiles are then found by file name."""
-    from harness.bench.variants import load_variants_with_warnings, select
+    """The variants selected, and (kept for the settings a run records) no warnings: the
+    manifest is read strictly, so a bad one is a HarnessError before anything is built."""
+    from harness.bench.variants import load_variants_strict, select
 
     if context is not None and not context.is_dir():
         raise HarnessError(f"--context {context}: no such directory")
-    variants, warnings = load_variants_with_warnings(variants_dir, context)
-    for line in warnings:
-        err.print(f"[yellow]warning:[/] {line}", highlight=False)
-    return select(variants, names or []), warnings
+    return select(load_variants_strict(variants_dir, context), names or []), []
 
 
 def load(variants_dir: Path, context: Path | None, names: list[str] | None = None):

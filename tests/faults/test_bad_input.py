@@ -41,6 +41,9 @@ name = "h-undeclared"
 dockerfile = "h-undeclared.Dockerfile"
 build_args = { NOT_DECLARED = "1" }
 
+"""
+# What is wrong with the manifest itself stops the run before any build (exit 2).
+BAD_ENTRIES = """
 [[variant]]
 name = "i-missing-file"
 dockerfile = "nowhere.Dockerfile"
@@ -110,8 +113,6 @@ def test_each_kind_of_bad_input_is_one_line_and_the_rest_is_measured(docker_clie
             "e-failing-run": "exit",
             "f-target": "target stage 'two' not found",
             "g-from": "harness-test/no-such-image:0",
-            "i-missing-file": "nowhere.Dockerfile does not exist",
-            "j-no-context": "no-such-dir",
         }
         for name, words in expected.items():
             status, error = errors[name]
@@ -120,31 +121,32 @@ def test_each_kind_of_bad_input_is_one_line_and_the_rest_is_measured(docker_clie
             assert "\n" not in error
             assert f"{name}: failed" in proc.stderr or f"{name}: failed" in proc.stdout, name
         assert any("about to fail" in line for line in by["e-failing-run"]["log_tail"])
-        dup = [v for v in record["variants"] if v["name"] == "a-good"]
-        assert len(dup) == 2 and "already named 'a-good'" in dup[1]["error"]
         table = (tmp_path / "out" / "latest" / "table.md").read_text()
         assert "| a-good " in table and "**failed**" in table
     finally:
         _remove_images(docker_client, record)
 
 
-def test_a_manifest_that_is_not_toml_falls_back_to_file_names(docker_client, tmp_path):
-    require(BUSYBOX.exists(), "needs Debian's busybox-static")
-    vdir, ctx = _bench(tmp_path, "[[variant]\nname = ")
-    for name in list(BROKEN):  # keep two: one good, one broken
-        if name != "c-unknown":
-            (vdir / f"{name}.Dockerfile").unlink()
-    proc = _run(vdir, ctx, tmp_path / "out")
-    record = json.loads((tmp_path / "out" / "latest" / "results.json").read_text())
-    try:
-        assert proc.returncode == 1
-        assert "variants.toml" in proc.stderr and "not valid TOML" in proc.stderr
-        assert "Traceback" not in proc.stderr
-        status = {v["name"]: v["status"] for v in record["variants"]}
-        assert status == {"a-good": "ok", "c-unknown": "failed"}
-        assert record["settings"]["manifest_warnings"]
-    finally:
-        _remove_images(docker_client, record)
+@pytest.mark.parametrize("manifest, words", [
+    ("[[variant]\nname = ", ["variants.toml", "not valid TOML"]),
+    (MANIFEST + BAD_ENTRIES, ["variant 'i-missing-file': Dockerfile nowhere.Dockerfile does not exist",
+                              "variant 'a-good': another variant is already named 'a-good'",
+                              "variant 'j-no-context': build context", "no-such-dir"]),
+    ('[[variant]]\nname = "x"\ndockerfile = "a-good.Dockerfile"\nlable = "typo"\n',
+     ["unknown key(s) lable", "allowed:", "label"]),
+])
+def test_a_bad_manifest_stops_the_run_before_any_build(tmp_path, manifest, words):
+    """Not TOML, entries naming what does not exist, an unknown key: one line naming all
+    of it, exit 2, no run directory and no image."""
+    vdir, _ = _bench(tmp_path, manifest)
+    proc = _run(vdir, None, tmp_path / "out")  # the manifest's context: "../c"
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("2*"))
 
 
 @pytest.mark.parametrize("args, words", [
