@@ -74,3 +74,16 @@ def test_bases_takes_references_and_names_a_tag_no_recipe_honours(tmp_path, monk
     assert "harness-standin/debian:trixie-slim not built" in result.output
     assert "Node.js 17" in result.output and "recipes know" in result.output
     assert "3 base image(s) unresolved" in result.output
+
+
+def test_bases_json_lists_each_reference(tmp_path, monkeypatch):
+    import json
+
+    from harness import engine
+
+    monkeypatch.setattr(engine, "connect", lambda *a, **k: _Client())
+    result = CliRunner().invoke(app, ["bases", "--json", "node:22-slim"])
+    assert result.exit_code == 1
+    (entry,) = json.loads(result.stdout)
+    assert entry["requested"] == "node:22-slim" and entry["status"] == "missing"
+    assert "not built" in entry["error"]

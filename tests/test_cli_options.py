@@ -243,3 +243,37 @@ def test_the_readme_documents_every_exit_code():
     line = next(x for x in readme.replace("\n  ", " ").splitlines() if "Exit codes:" in x)
     documented = {int(n) for n in re.findall(r"\b(\d+)\b", line)}
     assert {int(c) for c in ExitCode} <= documented, line
+
+
+def test_list_json_is_the_only_thing_on_stdout(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "v" / "good.Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (tmp_path / "v" / "typo.Dockerfile").write_text("FROM scratch\nRUNN true\n")
+    proc = subprocess.run([sys.executable, "-m", "harness", "list", "--json", "--variants-dir",
+                           str(tmp_path / "v"), "--context", str(tmp_path / "app")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ,
+                               "DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    rows = json.loads(proc.stdout)  # nothing else on stdout
+    assert [r["name"] for r in rows] == ["good", "typo"]
+    assert rows[0]["problem"] is None and rows[0]["bases"] == {}
+    assert "unknown instruction RUNN" in rows[1]["problem"]
+    assert proc.returncode == 1 and "typo" in proc.stderr
+
+
+def test_run_json_prints_only_the_summary_on_stdout(tmp_path, fake_bench):
+    import json
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--json", "--out", str(out), "--repeat", "1",
+                                      "--scenario", "cold", "--no-registry"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # nothing else on stdout
+    assert summary["run_dir"] == str(out / "20261126T120000Z") and summary["exit_code"] == 0
+    assert summary["variants"] and all("size_bytes" in v for v in summary["variants"])
+    assert "wrote " in result.stderr and "| " in result.stderr  # the tables, on stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -30,6 +31,8 @@ def bases_cmd(
     pull: Annotated[bool, typer.Option("--pull", help="Pull the base images that are missing.")] = False,
     bases_mode: Annotated[str | None, typer.Option(
         "--bases", help="auto | pull | present (default: present; auto with --build)")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON list on stdout (notes and errors on stderr).")] = False,
 ) -> None:
     """How each base image the variants name resolves; it only looks, unless --pull pulls the
     missing ones or --build makes the missing stand-ins."""
@@ -52,7 +55,7 @@ def bases_cmd(
     table = Table(title="Base images")
     for col in ("Requested", "Resolves", "Image id", "Digest", "Size", "Stand-in"):
         table.add_column(col, overflow="fold")
-    missing = 0
+    missing, found = 0, []
     with spinner() as bar:
         task = bar.add_task("resolving", total=None)
         for ref in refs:
@@ -60,8 +63,12 @@ def bases_cmd(
             res = bases.resolve(client, ref, mode=bases_mode, build=build, recipes=recipes,
                                 log=lambda line, ref=ref: bar.update(task, description=f"{ref}: {line[:80]}"))
             missing += res.image_id is None
+            found.append(res.to_dict())
             table.add_row(*_row(ref, res))
-    out.print(table)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+    else:
+        out.print(table)
     if missing:
         hint = "" if build else "; `harness bases --pull` pulls them, `--build` builds stand-ins"
         raise fail(f"{missing} base image(s) unresolved{hint}", ExitCode.FAILED)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
+import typer
 from rich.table import Table
 
 from harness.cli.common import (
@@ -17,7 +21,12 @@ from harness.cli.common import (
 from harness.errors import ExitCode, HarnessError
 
 
-def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir = None) -> None:
+def list_cmd(
+    variants_dir: VariantsDir = DEFAULT_VARIANTS,
+    context: ContextDir = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON list on stdout (notes and errors on stderr).")] = False,
+) -> None:
     """The variants: files, labels, targets, the base images they need and whether each is present."""
     from harness import engine
     from harness.bases import standins
@@ -36,16 +45,23 @@ def list_cmd(variants_dir: VariantsDir = DEFAULT_VARIANTS, context: ContextDir =
     table = Table(title=f"Variants in {variants_dir}")
     for col in ("#", "Name", "Approach", "Dockerfile", "Target", "Base images"):
         table.add_column(col)
-    broken = []
+    broken, rows = [], []
     for i, v in enumerate(variants, 1):
         p = runner.plan(v)
         if p.problem:
             broken.append(f"{v.name}: {p.problem}")
+        bases = {ref: _presence(client, ref, recipes) for ref in dict.fromkeys(p.refs)}
+        rows.append({"name": v.name, "label": v.label, "dockerfile": str(v.dockerfile),
+                     "context": str(v.context), "target": v.target, "in_manifest": v.in_manifest,
+                     "bases": bases, "problem": p.problem})
         bases_text = p.problem or "\n".join(
-            f"{ref} ({_presence(client, ref, recipes)})" for ref in dict.fromkeys(p.refs)) or "scratch"
+            f"{ref} ({presence})" for ref, presence in bases.items()) or "scratch"
         table.add_row(str(i), v.name + ("" if v.in_manifest else " (discovered)"), v.label,
                       v.dockerfile.name, v.target or "(last stage)", bases_text)
-    out.print(table)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        out.print(table)
     if broken:  # each named, then a non-zero exit: a script can stop before a long bench
         for line in broken:
             err.print(f"[bold red]error:[/] {line}", highlight=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +156,8 @@ def run_cmd(
     keep_images: KeepImagesOpt = True,
     secret_arg: SecretArgOpt = None,
     resume: ResumeOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON summary on stdout; the tables and notes go to stderr.")] = False,
 ) -> None:
     """Build and measure the variants; write results.json, results.csv, table.md and charts."""
     given = run_options(names=names, repeat=repeat, variants_dir=variants_dir, context=context,
@@ -167,10 +171,13 @@ def run_cmd(
     run_dir, record, code = _execute(ready)  # the typed run, as results.json holds it
     if ready.manifest_warnings:
         code = 1  # the manifest was not used as written: the nightly must notice
-    _write_outputs(record, run_dir, ready.opts.out)
+    _write_outputs(record, run_dir, ready.opts.out, err if as_json else out)
     if check:
-        check_code = _check_budgets(record, budgets_file or ready.variants_dir, ready.baseline)
+        check_code = _check_budgets(record, budgets_file or ready.variants_dir, ready.baseline,
+                                    err if as_json else out)
         code = code or check_code
+    if as_json:
+        typer.echo(json.dumps(summary(record, run_dir, code), indent=2))
     raise typer.Exit(code)
 
 
@@ -251,25 +258,44 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
         raise typer.Exit(143 if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
 
 
-def _write_outputs(record: Run, run_dir: Path, out_dir: Path) -> None:
+def summary(run: Run, run_dir: Path, code: int) -> dict:
+    """What `harness run --json` prints: the run, and each variant's headline figures."""
+    def medians(v) -> dict:
+        return {name: statistics.median(s) for name, s in v.build_samples(
+            run.settings.scenario).items() if s}
+
+    return {"run_id": run.run_id, "run_dir": str(run_dir), "exit_code": int(code),
+            "engine": run.engine.name, "variants": [
+                {"name": v.name, "label": v.label, "status": v.status, "error": v.error,
+                 "size_bytes": v.image.size_bytes if v.image else None,
+                 "layer_count": v.image.layer_count if v.image else None,
+                 "compressed_size_bytes": v.compressed_size_bytes,
+                 "build_seconds_median": medians(v),
+                 "runtime": v.runtime.status if v.runtime else None}
+                for v in run.variants]}
+
+
+def _write_outputs(record: Run, run_dir: Path, out_dir: Path, console=None) -> None:
     from harness import store
     from harness.report.markdown import markdown_lines
     from harness.report.writer import write_outputs
 
+    console = console or out  # stderr under --json: stdout holds the summary alone
     written = write_outputs(record, run_dir)
     store.point_latest(out_dir, run_dir)
-    out.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
-    out.print()
+    console.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
+    console.print()
     for path in (run_dir / store.RESULTS_FILE, written.csv, written.build_times_csv,
                  written.table, *written.charts, written.html):
-        out.print(f"wrote {path}", highlight=False)
-    out.print(f"latest -> {out_dir / 'latest'}", highlight=False)
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"latest -> {out_dir / 'latest'}", highlight=False)
 
 
-def _check_budgets(record: Run, budgets_source: Path, baseline: dict | None) -> int:
+def _check_budgets(record: Run, budgets_source: Path, baseline: dict | None,
+                   console=None) -> int:
     from harness.track import budgets
 
     lines, code = budgets.check_main(record, budgets_source, baseline)
     for line in lines:
-        out.print(line, highlight=False, markup=False)
+        (console or out).print(line, highlight=False, markup=False)
     return code
