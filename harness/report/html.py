@@ -29,7 +29,7 @@ import pandas as pd
 
 from harness.analysis.sizes import engine_label
 from harness.model import FAILED_AT_RUNTIME, MEASURED, Run, VariantResult
-from harness.report import build_tables, charts, formatting, image_tables
+from harness.report import build_tables, charts, formatting, image_tables, verdict
 from harness.report import markdown as report
 from harness.report.units import human_size
 from harness.store import RESULTS_FILE
@@ -71,6 +71,9 @@ tr.noisy td{background:#fff8c5}tr.failed td{color:var(--bad)}
 ul.warn li{color:#7d4e00}ul.lines{margin:.3rem 0 .8rem;padding-left:1.4rem}
 .statement{font-weight:600;margin:.4rem 0}
 details{margin:.3rem 0}summary{cursor:pointer;font-weight:600}
+#verdict{background:#f0f6ff;border:1px solid #b6d4fe;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
+#verdict .answer{font-size:1.1rem;font-weight:600;margin:.2rem 0 .5rem}
+table.verdict th{background:transparent;font-weight:600;white-space:nowrap}
 """
 
 # Marks the <body> once the page has loaded: how many images it has and how many decoded,
@@ -153,6 +156,15 @@ class _Html(str):
 
 
 # ---------------------------------------------------------------------------- sections
+
+def verdict_html(run: Run) -> str:
+    """The answer first: the variant to ship and why, then the best at each thing."""
+    v = verdict.verdict(run)
+    rows = "".join(f"<tr><th>{esc(f.what)}</th><td>{esc(f.label)}</td><td>{esc(f.value)}</td></tr>"
+                   for f in v.findings)
+    table = f'<table class="verdict">{rows}</table>' if rows else ""
+    return f'<section id="verdict"><p class="answer">{esc(v.why)}</p>{table}</section>'
+
 
 def summary_html(run: Run) -> str:
     """The summary table: `report.summary_table` rendered by pandas, escaped."""
@@ -519,6 +531,7 @@ def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
         "<nav>" + "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, text in nav
                           if text) + "</nav></header>",
+        verdict_html(run),
         '<h2 id="summary-section">Summary</h2>', summary_html(run), _notes(run),
         *(text for _, _, text in sections),
         '<h2 id="charts">Charts</h2>', charts_html(images, run_dir),
