@@ -14,7 +14,8 @@ else
 fi
 cp "$results/history.jsonl" "$work/history.jsonl"
 rm -rf "$work/latest" && mkdir -p "$work/latest"
-cp -L "$results/latest/results.json" "$results/latest/table.md" "$work/latest/"
+cp -L "$results/latest/results.json" "$results/latest/table.md" \
+  "$results/latest/report.md" "$work/latest/"
 git -C "$work" add history.jsonl latest
 git -C "$work" -c user.name="harness nightly" -c user.email="nightly@users.noreply.github.com" \
   commit -q -m "history: $(basename "$(readlink "$results/latest")")" || echo "publish-history: nothing new"

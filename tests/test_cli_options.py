@@ -146,7 +146,8 @@ def test_run_writes_the_outputs_and_resume_keeps_the_runs_method(tmp_path, fake_
     opts, names = fake_bench[-1]
     assert names == ["single-node20"] and (opts.repeat, opts.scenarios, opts.out) == (2, ("cold",), out)
     assert not opts.cold_pull  # no registry, no cold pull
-    for name in ("table.md", "results.csv", "build_times.csv", "sizes.png", "index.html"):
+    for name in ("table.md", "report.md", "results.csv", "build_times.csv", "sizes.png",
+                 "index.html"):
         assert (run_dir / name).is_file() and f"wrote {run_dir / name}" in result.output
     assert (out / "latest").resolve() == run_dir.resolve()
 
@@ -179,7 +180,7 @@ def test_a_piped_report_keeps_every_table_row_on_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "report", str(run_dir)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    table = (run_dir / "table.md").read_text()
+    table = (run_dir / "report.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|")]
     assert rows and max(len(r) for r in rows) > 160  # wide enough to have been wrapped
     printed = proc.stdout.splitlines()

@@ -108,7 +108,7 @@ def test_real_variants_a_dropped_in_sixth_and_a_broken_one(docker_client, tmp_pa
             assert reg["cold_pull_layers_present"] == 0 and reg["cold_pull_seconds"] > 0, reg
     same = record["runtime_comparison"]
     assert sorted(same["same"]) == sorted(v["name"] for v in record["variants"]), same
-    assert "serve the same GET /" in (run_dir / "table.md").read_text()
+    assert "serve the same GET /" in (run_dir / "report.md").read_text()
     labelled = docker_client.api.containers(all=True, filters={"label": f"io.harness.run={record['run_id']}"})
     assert labelled == []  # the runtime checks' containers are gone
     distroless = record["variants"][1]

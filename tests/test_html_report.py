@@ -81,7 +81,7 @@ def test_page_is_self_contained_and_escaped(tmp_path):
     assert not re.search(r"https?://", page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert all(src.startswith("data:") for src in re.findall(r'<img[^>]* src="([^"]*)"', page))
-    for name in ("results.json", "results.csv", "table.md"):
+    for name in ("results.json", "results.csv", "table.md", "report.md"):
         assert f'<a href="{name}">' in page
     # what the page must say about the run
     for text in ("harness-standin/node:20", "node-20", "Debian bookworm with the buildpack-deps set.",

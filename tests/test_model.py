@@ -79,14 +79,19 @@ def test_the_legacy_compressed_key_becomes_the_images():
 
 @pytest.mark.parametrize("name", sorted(V1_RUNS))
 def test_a_version_1_run_renders_the_same_table(tmp_path, name):
-    """`harness report` on a version-1 run writes the table.md and CSVs it wrote before."""
+    """`harness report` on a version-1 run writes the CSVs it wrote before, and the report it
+    wrote as table.md (report.md now, under the verdict; table.md is its first table)."""
     run_dir = tmp_path / "run"
     shutil.copytree(V1_RUNS[name], run_dir)
     result = CliRunner().invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 0, result.output
     expected = FIXTURES / f"{name}-expected-v1"
-    for file in ("table.md", "results.csv", "build_times.csv"):
+    for file in ("results.csv", "build_times.csv"):
         assert (run_dir / file).read_text() == (expected / file).read_text(), file
+    before = (expected / "table.md").read_text()
+    assert (run_dir / "report.md").read_text().endswith("## Sizes\n\n" + before)
+    table = (run_dir / "table.md").read_text().splitlines()
+    assert before.startswith("\n".join(table[:-1])) and before.endswith(table[-1] + "\n")
 
 
 def test_a_wrong_type_is_one_line_naming_the_field(tmp_path):

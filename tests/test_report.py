@@ -30,7 +30,7 @@ def test_human_size_is_si_like_docker_images():
 
 
 def test_table_has_one_row_per_variant_in_order(record):
-    lines = report.markdown_lines(record)
+    lines = report.table_lines(record)
     table = lines[0].splitlines()
     assert table[0].startswith("| Approach") and "Base Image" in table[0] and "Final Size" in table[0]
     assert "Layers" in table[0] and "Build time (median)" in table[0]
@@ -46,7 +46,12 @@ def test_table_has_one_row_per_variant_in_order(record):
     text = "\n".join(lines)
     assert "Final size: the bytes of the files in the image's layers" in text
     assert "(*) `node:20` could not be pulled here; a local stand-in was used: `harness-standin/node:20`" in text
-    assert "`broken` failed: build failed: COPY failed" in text
+    full = "\n".join(report.markdown_lines(record))
+    assert "`broken` failed: build failed: COPY failed" in full
+    # table.md is the article's table alone; report.md leads with the verdict, then holds it
+    assert "## " not in text and text.splitlines()[-1].startswith("Run ")
+    assert full.startswith("# Which Dockerfile to ship") and "\nShip Multi-stage (distroless)" in full
+    assert lines[0] in full
 
 
 def test_csv_has_raw_numbers(record):
@@ -376,7 +381,7 @@ def test_old_records_still_render_with_dashes(record):
     assert df["compressed_size_bytes"].isna().all() and df["runtime_status"].isna().all()
     old = make_record("20240101T000000Z", [make_variant("a", samples=(10, 11, 12, 30))])
     assert build_tables.build_rows(as_run(old))[0].summary.outliers == (3,)
-    assert "| A " in report.markdown_lines(as_run(old))[0]
+    assert "| A " in report.table_lines(as_run(old))[0]
 
 
 def test_markdown_cells_keep_pipes_and_line_breaks_inside(full):

@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 def report_cmd(
     run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
 ) -> None:
-    """Regenerate table.md, results.csv, build_times.csv, the charts and index.html from a results.json; needs no engine."""  # noqa: E501
+    """Regenerate a run's table.md, report.md, CSVs, charts and index.html from its results.json; print report.md. Needs no engine."""  # noqa: E501
     from harness import store as results
     from harness.report.markdown import markdown_lines
     from harness.report.writer import write_outputs
@@ -28,5 +28,5 @@ def report_cmd(
     written = write_outputs(record, target)
     out.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
     out.print()
-    for path in (written.table, written.csv, written.build_times_csv, *written.charts, written.html):
+    for path in (written.table, written.report, written.csv, written.build_times_csv, *written.charts, written.html):
         out.print(f"wrote {path}", highlight=False)

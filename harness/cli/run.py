@@ -277,16 +277,20 @@ def summary(run: Run, run_dir: Path, code: int) -> dict:
 
 def _write_outputs(record: Run, run_dir: Path, out_dir: Path, console=None) -> None:
     from harness import store
-    from harness.report.markdown import markdown_lines
+    from harness.report.markdown import table_lines
+    from harness.report.verdict import verdict
     from harness.report.writer import write_outputs
 
     console = console or out  # stderr under --json: stdout holds the summary alone
     written = write_outputs(record, run_dir)
     store.point_latest(out_dir, run_dir)
-    console.print("\n".join(markdown_lines(record)), highlight=False, markup=False)
+    # The article's table and the answer; the rest is in report.md and index.html.
+    console.print("\n".join(table_lines(record)), highlight=False, markup=False)
+    console.print()
+    console.print(verdict(record).why, highlight=False, markup=False)
     console.print()
     for path in (run_dir / store.RESULTS_FILE, written.csv, written.build_times_csv,
-                 written.table, *written.charts, written.html):
+                 written.table, written.report, *written.charts, written.html):
         console.print(f"wrote {path}", highlight=False)
     console.print(f"latest -> {out_dir / 'latest'}", highlight=False)
 

@@ -35,7 +35,7 @@ from harness.report.units import human_size
 from harness.store import RESULTS_FILE
 
 INDEX = "index.html"
-RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md")
+RAW_FILES = (RESULTS_FILE, "results.csv", build_tables.BUILD_TIMES_CSV, "table.md", "report.md")
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#f6f8fa;--bad:#b42318;--accent:#4c72b0}

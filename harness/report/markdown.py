@@ -4,10 +4,12 @@ Formatting functions return text, lines or DataFrames of text and print nothing;
 are written by harness.report.writer. The sections live in their own modules (build_tables:
 build times and context; image_tables: shipping, runtime and where the bytes go;
 formatting: what a variant's result holds); this one holds the summary, what ships and the
-security posture, the CSV files, and puts table.md together.
+security posture, the CSV files, and puts table.md and report.md together.
 
-What table.md (and index.html, from the same functions) shows, in order:
+table.md is the article's table alone (with its notes, stand-ins and engine). What
+report.md (and index.html, from the same functions) shows, in order:
 
+- the verdict: the variant to ship and why, and the best variant at each thing;
 - the summary: the article's table (approach, base image, final size) and what the harness
   adds to it (saved against the first variant, added to the base, layers, cold build time);
 - build time per variant x builder x scenario: n, median, MAD, mean, stdev, min, max and
@@ -78,6 +80,7 @@ from harness.report.formatting import (
 )
 from harness.report.image_tables import bytes_lines, runtime_lines, serving, shipping_lines
 from harness.report.units import human_seconds, human_size
+from harness.report.verdict import verdict_lines
 from harness.stats import summarize
 
 # ---------------------------------------------------------------------------- the frame
@@ -420,13 +423,30 @@ def failure_lines(df: pd.DataFrame, run: Run | None = None) -> list[str]:
     return out
 
 
-def markdown_lines(record: Run | dict) -> list[str]:
-    """table.md, as lines (an entry point: a results.json dict is read as the model)."""
+def table_lines(record: Run | dict) -> list[str]:
+    """table.md, as lines: the article's table alone, with what its figures mean, the
+    stand-ins it was measured on and the engine (an entry point: a results.json dict is
+    read as the model)."""
     run = run_of(record)
     df = frame(run)
     if df.empty:
         return ["No variants were measured."]
     lines = [markdown_table(summary_table(df)), ""] + summary_notes(run)
+    notes = standin_notes(run)
+    if notes:
+        lines += [""] + notes
+    return lines + ["", run_line(run)]
+
+
+def markdown_lines(record: Run | dict) -> list[str]:
+    """report.md, as lines: the verdict, then the article's table and every section of the
+    page (an entry point: a results.json dict is read as the model)."""
+    run = run_of(record)
+    df = frame(run)
+    if df.empty:
+        return ["No variants were measured."]
+    lines = [f"# Which Dockerfile to ship: run {run.run_id}", "", *verdict_lines(run), "",
+             "## Sizes", "", markdown_table(summary_table(df)), ""] + summary_notes(run)
     notes = standin_notes(run)
     if notes:
         lines += [""] + notes

@@ -57,6 +57,16 @@ def verdict(run: Run) -> Verdict:
     return Verdict(pick, why, tuple(f for f in _findings(run, pool) if f is not None))
 
 
+def verdict_lines(run: Run) -> list[str]:
+    """The verdict as Markdown: the sentence, then the best variant at each thing."""
+    v = verdict(run)
+    lines = [v.why]
+    if v.findings:
+        lines += ["", "| Best at | Variant | Figure |", "|---|---|---|"]
+        lines += [f"| {f.what} | {f.label} | {f.value} |" for f in v.findings]
+    return lines
+
+
 def _findings(run: Run, pool: list[VariantResult]):
     yield _best(pool, "Smallest image", lambda v: v.image.size_bytes, human_size)
     yield _best(pool, "Smallest to pull (compressed)", lambda v: v.compressed_size_bytes,

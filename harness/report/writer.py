@@ -1,4 +1,5 @@
-"""The one writer of a run's outputs: table.md, results.csv, build_times.csv, the charts
+"""The one writer of a run's outputs: table.md (the article's table), report.md (the whole
+report), results.csv, build_times.csv, the charts
 (PNG and SVG) and index.html, every file replaced atomically; and of the results
 directory's own trend chart, drawn from the whole history.
 
@@ -17,8 +18,15 @@ from harness.model import HistoryEntry, Run
 from harness.report import charts, html
 from harness.report.build_tables import BUILD_TIMES_CSV
 from harness.report.formatting import run_of
-from harness.report.markdown import build_times_csv_text, csv_text, markdown_lines
+from harness.report.markdown import (
+    build_times_csv_text,
+    csv_text,
+    markdown_lines,
+    table_lines,
+)
 from harness.store import RESULTS_FILE, history_beside, load_run, write_atomic
+
+REPORT_MD = "report.md"
 
 
 @dataclass
@@ -29,6 +37,7 @@ class Written:
     html: Path
     charts: list[Path]
     build_times_csv: Path | None = None
+    report: Path | None = None
 
 
 def write_outputs(record: Run | dict, run_dir: Path,
@@ -41,8 +50,9 @@ def write_outputs(record: Run | dict, run_dir: Path,
     if history is None:
         history = history_beside(run_dir)
     out = Written(run_dir / "table.md", run_dir / "results.csv", run_dir / "sizes.png",
-                  run_dir / html.INDEX, [], run_dir / BUILD_TIMES_CSV)
-    write_atomic(out.table, "\n".join(markdown_lines(run)) + "\n")
+                  run_dir / html.INDEX, [], run_dir / BUILD_TIMES_CSV, run_dir / REPORT_MD)
+    write_atomic(out.table, "\n".join(table_lines(run)) + "\n")
+    write_atomic(out.report, "\n".join(markdown_lines(run)) + "\n")
     write_atomic(out.csv, csv_text(run))
     write_atomic(out.build_times_csv, build_times_csv_text(run))
     entries = html.history_until(run, history)
