@@ -20,3 +20,10 @@ def test_single_and_empty_samples():
     assert summarize([]) is None
     s = summarize([4.0])
     assert (s.median, s.mad, s.stdev, s.outliers) == (4.0, 0.0, 0.0, ())
+
+
+def test_no_outlier_within_the_timers_noise():
+    # every sample reads "0.04 s": the z-score of the third is 4.7, its distance 7 ms
+    assert summarize([0.041, 0.040, 0.048]).outliers == ()
+    # the same z-score a whole second away is an outlier
+    assert summarize([4.1, 4.0, 4.2, 4.05, 5.1]).outliers == (4,)
