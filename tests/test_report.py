@@ -394,3 +394,23 @@ def test_the_report_orders_scenarios_as_the_bench_runs_them():
     from harness.bench import scenarios
 
     assert build_tables.SCENARIOS == scenarios.ALL
+
+
+def test_a_variant_in_flight_is_running_not_failed(tmp_path):
+    """A results.json read while the run goes on (or after its process died) holds the
+    variant in flight as "running": no size yet, and no failure."""
+    from harness.report import html
+
+    busy = make_variant("busy", status="running")
+    busy.pop("build")
+    busy["error"] = None
+    run = as_run(make_record("20261201T000000Z", [make_variant("done"), busy]))
+    table = report.table_lines(run)
+    row = [line for line in table[0].splitlines() if line.startswith("| Busy ")][0]
+    assert "| running " in row and "failed" not in row
+    text = "\n".join(report.markdown_lines(run))
+    assert "Still running: `busy`" in text and "`busy` failed" not in text
+    assert [r.name for r in build_tables.build_rows(run)] == ["done"]
+    page = html.render(run, tmp_path, images={})
+    assert "1 still running" in page and "failed</strong>" not in page
+    assert "busy</code>): " not in page  # not under Failures

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.model import MEASURED, Build, Run, ScenarioSamples, VariantResult
+from harness.model import MEASURED, RUNNING, Build, Run, ScenarioSamples, VariantResult
 from harness.report.formatting import as_lines, section_lines, variant_cell, variant_ref
 from harness.report.units import (
     human_seconds,
@@ -164,7 +164,7 @@ def variant_build_rows(run: Run, v: VariantResult) -> list[BuildRow]:
     ident = {"name": v.name, "cell": variant_cell(v), "ref": variant_ref(v)}
     found = builds(run, v)
     if not found:
-        if v.status in MEASURED:
+        if v.status in (*MEASURED, RUNNING):  # nothing timed yet while running
             return []
         return [BuildRow(**ident, builder=v.builder or _default_builder(run), primary=True,
                          scenario="–", state="failed", reason=v.error or v.status or "not built",

@@ -33,6 +33,7 @@ from harness.analysis.sizes import engine_label
 from harness.model import (
     FAILED_AT_RUNTIME,
     OK,
+    RUNNING,
     Build,
     FromLine,
     HistoryEntry,
@@ -221,6 +222,9 @@ def sizes(run: Run):
 
 
 def _failed_label(ax, variant: VariantResult, y: float, peak: float) -> None:
+    if variant.status == RUNNING:  # a run in progress (or one whose process died)
+        ax.text(peak * 0.01, y, "running", va="center", color="#59636e", fontsize=9)
+        return
     error = str(variant.error or "build failed")
     error = error if error.startswith(("build failed", "failed")) else f"failed: {error}"
     error = error if len(error) <= 80 else error[:79] + "…"

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness.analysis.sizes import engine_label
-from harness.model import FAILED_AT_RUNTIME, MEASURED, Run, VariantResult
+from harness.model import FAILED, FAILED_AT_RUNTIME, RUNNING, Run, VariantResult
 from harness.report import build_tables, charts, formatting, image_tables, verdict
 from harness.report import markdown as report
 from harness.report.units import human_size
@@ -398,7 +398,7 @@ def _build_failures(run: Run) -> list[str]:
     return [_failed_heading(v, v.error or v.status)
             + _log_html(formatting.as_lines(v.log_tail), "Last lines of the build log:",
                         '<p class="note">No build log was recorded.</p>')
-            for v in run.variants if v.status not in MEASURED]
+            for v in run.variants if v.status == FAILED]
 
 
 def _runtime_failures(run: Run) -> list[str]:
@@ -488,12 +488,14 @@ def draw_images(run: Run, history_entries=None) -> dict[str, bytes]:
 def _meta(run: Run) -> list[str]:
     """The line under the title: variants and failures, when, where, which engine, commit."""
     variants = run.variants
-    failed = sum(v.status not in MEASURED for v in variants)
+    failed = sum(v.status == FAILED for v in variants)
     at_runtime = sum(v.status == FAILED_AT_RUNTIME for v in variants)
+    running = sum(v.status == RUNNING for v in variants)
     git = run.harness.git
     return [f"{len(variants)} variant(s)"
             + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
-            + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else ""),
+            + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else "")
+            + (f", <strong>{running} still running</strong>" if running else ""),
             f"started {esc(run.created_utc)}",
             f"on {esc(run.machine.hostname)} ({esc(run.machine.cpu_count)} CPUs)",
             esc(engine_label(run.engine)),

@@ -11,6 +11,7 @@ from harness.model import (
     FAILED_AT_RUNTIME,
     MEASURED,
     NOT_CHECKED,
+    RUNNING,
     AttributedLayer,
     Registry,
     Run,
@@ -228,7 +229,8 @@ def runtime_statement(run: Run) -> list[str]:
         lines = _compared_lines(serving(run), comp.reference, names)
     for v in run.variants:
         if v.runtime is None:
-            why = "its build failed" if v.status not in MEASURED else "not checked"
+            why = ("still running" if v.status == RUNNING else
+                   "its build failed" if v.status not in MEASURED else "not checked")
             lines.append(f"- {variant_ref(v)} was not started: {why}.")
         elif v.runtime.status == NOT_CHECKED:
             why = f" ({v.runtime.skipped})" if v.runtime.skipped else ""

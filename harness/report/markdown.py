@@ -48,6 +48,7 @@ from harness.analysis.sizes import STORE_NOTES, engine_label, mb, store_kind
 from harness.model import (
     FAILED_AT_RUNTIME,
     MEASURED,
+    RUNNING,
     Attribution,
     Build,
     Contents,
@@ -258,6 +259,8 @@ def base_cell(row: pd.Series) -> str:
 
 
 def _size_cell(row: pd.Series) -> str:
+    if row["status"] == RUNNING:
+        return "running"
     if not _measured_row(row):
         return "**failed**"
     if row["status"] == FAILED_AT_RUNTIME:
@@ -310,6 +313,11 @@ def summary_notes(run: Run) -> list[str]:
                 "scenario: see the build-time table)" if others else "") + ". "
              "\"Added to base\" is the final size minus the size of the runtime stage's base image."
              + _default_builder_note(run, builder)]
+    running = [f"`{v.name}`" for v in run.variants if v.status == RUNNING]
+    if running:
+        lines.append(f"Still running: {', '.join(running)} (the run is in progress, or its "
+                     "process ended before the record was closed: `harness run --resume` "
+                     "completes it).")
     if any(v.status == FAILED_AT_RUNTIME for v in run.variants):
         lines.append("Failed at runtime: the image was built and measured (its figures are "
                      "real) but did not serve; see Runtime.")
@@ -411,7 +419,7 @@ def failure_lines(df: pd.DataFrame, run: Run | None = None) -> list[str]:
             error = str(r["error"] or "failed at runtime")
             error = error if error.startswith("failed at runtime") else f"failed at runtime: {error}"
             out.append(f"- `{r['name']}` {error} (its image was built and measured)")
-        elif r["status"] != "ok":
+        elif r["status"] not in ("ok", RUNNING):
             out.append(f"- `{r['name']}` failed: {r['error'] or r['status']}")
     if run is not None:
         for row in build_rows(run):
