@@ -86,8 +86,23 @@ def test_page_is_self_contained_and_escaped(tmp_path):
     # what the page must say about the run
     for text in ("harness-standin/node:20", "node-20", "Debian bookworm with the buildpack-deps set.",
                  "20.10.24", "overlay2", "fixture-host", "0000000000000000000000000000000000000000",
-                 "bases_mode", "COPY failed: file not found"):
+                 "Base images", "COPY failed: file not found"):
         assert text in page, text
+
+
+def test_environment_is_in_words_and_units(tmp_path):
+    """No record keys and raw byte counts: the scenarios that ran, memory in GB, times."""
+    run, record = _run_dir(tmp_path)
+    record["settings"].update(scenarios=["cold", "no-change", "source-change"], warmup=1)
+    page = html_report.render(as_run(record), run, images={})
+    env = page[page.index('<h2 id="environment">'):page.index('<h2 id="files">')]
+    for raw in ("memory_bytes", "bases_mode", "cold_pull", "25769803776", "None",
+                "scenario</th>"):
+        assert raw not in env, raw
+    for said in ("<th>Memory</th><td>25.8 GB</td>", "cold, no-change, source-change",
+                 "<th>Took</th><td>5 min 0 s</td>", "2026-11-26 12:00:00 UTC",
+                 "Docker Engine 20.10.24, overlay2 store", "3 per scenario"):
+        assert said in env, said
 
 
 def test_page_opens_in_chromium_with_every_image_and_one_row_per_variant(tmp_path):

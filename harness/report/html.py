@@ -16,7 +16,6 @@ beside the page (PNG and SVG) and writes index.html with them.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import html
 import re
@@ -29,7 +28,7 @@ import pandas as pd
 
 from harness.analysis.sizes import engine_label
 from harness.model import FAILED, FAILED_AT_RUNTIME, RUNNING, Run, VariantResult
-from harness.report import build_tables, charts, formatting, image_tables, verdict
+from harness.report import build_tables, charts, environment, formatting, image_tables, verdict
 from harness.report import markdown as report
 from harness.report.units import human_size
 from harness.store import RESULTS_FILE
@@ -430,25 +429,11 @@ def failures_html(run: Run) -> str:
     return "".join(out) or "<p>None: every variant was built and measured.</p>"
 
 
-def _given(run) -> dict:
-    """A part of the run as a table shows it: the fields that were recorded."""
-    return {k: v for k, v in dataclasses.asdict(run).items() if v is not None}
-
-
 def environment_html(run: Run) -> str:
-    git = run.harness.git
-    machine = _given(run.machine)
-    if run.machine.memory_bytes:
-        memory = run.machine.memory_bytes
-        machine["memory_bytes"] = f"{memory:,} ({human_size(memory)})"
-    about = {"run id": run.run_id, "started (UTC)": run.created_utc,
-             "finished (UTC)": run.finished_utc or "not finished (interrupted?)",
-             "harness version": run.harness.version, "git commit": git.commit,
-             "uncommitted changes": git.dirty, "schema version": run.schema_version}
-    return ('<div class="grid">'
-            + _kv("Run", about, "env-run") + _kv("Settings", _given(run.settings), "env-settings")
-            + _kv("Engine", _given(run.engine), "env-engine")
-            + _kv("Machine", machine, "env-machine") + "</div>")
+    """The run, its settings, the engine and the machine, in words and units."""
+    return '<div class="grid">' + "".join(
+        _kv(title, dict(items), f"env-{title.lower()}")
+        for title, items in environment.sections(run)) + "</div>"
 
 
 def files_html(run_dir: Path | None) -> str:
