@@ -14,6 +14,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import FIXTURES, ROOT, require
 from records import as_run, make_full_record
 
@@ -136,6 +137,41 @@ def test_page_opens_in_chromium_with_every_image_and_one_row_per_variant(tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _png_size(shot) == WINDOW and shot.stat().st_size > 50_000
     shutil.copy(page.html, ARTIFACTS / "report.html")
+
+
+@pytest.mark.parametrize("which", ["fixture", "full", "v1"])
+def test_page_leads_with_the_answer_in_chromium(tmp_path, which):
+    """At 1400 px wide: the verdict and the first chart (the sizes) end within the first
+    1,200 px, and no table is wider than the page's column (wide ones wrap)."""
+    browser = _chromium()
+    require(browser is not None, "needs Debian's chromium (apt-get install -y chromium)")
+    if which == "fixture":
+        run, record = _run_dir(tmp_path)
+    elif which == "full":
+        record = make_full_record()
+        run = tmp_path / "results" / record["run_id"]
+        run.mkdir(parents=True)
+    else:
+        run = tmp_path / "v1"
+        shutil.copytree(FIXTURES / "v1_run" / "20261206T225328Z", run)
+        record = results.load(run)
+    page = writer.write_outputs(as_run(record), run, history=None if which == "fixture" else [])
+    url = page.html.resolve().as_uri()
+    dom = _browse(browser, tmp_path, url, "--dump-dom", "--window-size=1400,1200")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    marks = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom.stdout).group(1)))
+    assert marks.get("ready") == "1", marks
+    assert 0 < int(marks["verdict-end"]) <= 1200, marks
+    assert 0 < int(marks["first-chart-end"]) <= 1200, marks
+    assert re.findall(r'<figure id="chart-([a-z_]+)"', dom.stdout)[0] == "sizes"
+    assert marks["wide-tables"] == "", f"tables wider than the page: {marks['wide-tables']}"
+    assert int(marks["column"]) > 1100  # measured at 1400 px, not a narrow default window
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"report-top-{which}.png"
+    shot.unlink(missing_ok=True)
+    proc = _browse(browser, tmp_path, url, f"--screenshot={shot}", "--window-size=1400,1200",
+                   "--hide-scrollbars")
+    assert proc.returncode == 0 and _png_size(shot) == (1400, 1200), proc.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- the runner's full record

@@ -64,23 +64,37 @@ pre{background:#0d1117;color:#e6edf3;padding:.8rem 1rem;border-radius:6px;overfl
  font-size:.82rem;line-height:1.4;max-height:28rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 1.5rem}
 .grid>div{min-width:0}.grid table{width:100%}.grid td{overflow-wrap:anywhere}
-#bases td:nth-child(2){white-space:nowrap}#bases td:nth-child(9){min-width:26rem}.wrap{overflow-x:auto}
-table.figures td{white-space:nowrap}table.figures td.text{white-space:normal;min-width:8rem}
+#bases td{overflow-wrap:anywhere}#bases td:nth-child(9){min-width:14rem}.wrap{overflow-x:auto}
+table.figures td{white-space:nowrap}
+table.figures td.text{white-space:normal;min-width:8rem;overflow-wrap:anywhere}
 tr.noisy td{background:#fff8c5}tr.failed td{color:var(--bad)}
 ul.warn li{color:#7d4e00}ul.lines{margin:.3rem 0 .8rem;padding-left:1.4rem}
 .statement{font-weight:600;margin:.4rem 0}
 details{margin:.3rem 0}summary{cursor:pointer;font-weight:600}
+.lead{display:grid;grid-template-columns:2fr 3fr;gap:0 1.5rem;align-items:start}
+@media (max-width:1000px){.lead{grid-template-columns:1fr}}
+.lead>*{min-width:0}.lead figure{margin-top:1rem}.lead figure h3{display:none}
 #verdict{background:#f0f6ff;border:1px solid #b6d4fe;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
 #verdict .answer{font-size:1.1rem;font-weight:600;margin:.2rem 0 .5rem}
-table.verdict th{background:transparent;font-weight:600;white-space:nowrap}
+table.verdict th{background:transparent;font-weight:600}table.verdict td:last-child{white-space:nowrap}
 """
 
 # Marks the <body> once the page has loaded: how many images it has and how many decoded,
-# and how many rows the summary table has (what a headless browser, and the tests, read).
+# how many rows the summary table has, where the verdict and the first chart end (px from
+# the top) and which tables are wider than the page's column (what a headless browser, and
+# the tests, read).
 LOAD_SCRIPT = (
     "addEventListener('load',()=>{const i=[...document.images],b=document.body.dataset;"
+    "const end=e=>e?Math.round(e.getBoundingClientRect().bottom+scrollY):-1;"
+    "const col=document.body.clientWidth-parseFloat(getComputedStyle(document.body).paddingLeft)"
+    "-parseFloat(getComputedStyle(document.body).paddingRight);"
     "b.imagesTotal=i.length;b.imagesLoaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
-    "b.summaryRows=document.querySelectorAll('#summary tbody tr').length;b.ready='1';});")
+    "b.summaryRows=document.querySelectorAll('#summary tbody tr').length;"
+    "b.verdictEnd=end(document.getElementById('verdict'));"
+    "b.firstChartEnd=end(document.querySelector('figure img'));"
+    "b.column=Math.round(col);"
+    "b.wideTables=[...document.querySelectorAll('table')].filter(t=>t.offsetWidth>col+1)"
+    ".map(t=>t.id||t.className||'table').join(' ');b.ready='1';});")
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
@@ -334,10 +348,11 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def charts_html(images: dict[str, bytes], run_dir: Path | None) -> str:
+def charts_html(images: dict[str, bytes], run_dir: Path | None,
+                skip: tuple[str, ...] = ()) -> str:
     parts = []
     for chart in CHARTS:
-        data = images.get(chart.name)
+        data = images.get(chart.name) if chart.name not in skip else None
         if not data:
             continue
         links = ""
@@ -350,7 +365,17 @@ def charts_html(images: dict[str, bytes], run_dir: Path | None) -> str:
             f'<img alt="{esc(chart.title)}" src="{_png_uri(data)}">'
             f"<figcaption>{esc(chart.caption)}{' Files: ' + links if links else ''}</figcaption>"
             "</figure>")
-    return "".join(parts) or "<p>No charts.</p>"
+    return "".join(parts) or ("" if skip else "<p>No charts.</p>")
+
+
+LEAD_CHART = "sizes"  # drawn beside the verdict, so the answer and its evidence open the page
+
+
+def lead_html(run: Run, images: dict[str, bytes], run_dir: Path | None) -> str:
+    """The verdict beside the size chart: the first screen answers the question."""
+    others = tuple(c.name for c in CHARTS if c.name != LEAD_CHART)
+    chart = charts_html(images, run_dir, skip=others)
+    return f'<div class="lead">{verdict_html(run)}{chart}</div>' if chart else verdict_html(run)
 
 
 BASE_COLUMNS = (("requested", "Requested"), ("status", "Status"), ("used_ref", "Used"),
@@ -504,7 +529,7 @@ def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
                 ("contents", "Contents", contents_html(run)),
                 ("security-section", "Security", security_html(run)),
                 ("bytes-section", "Bytes", bytes_html(run))]
-    nav = [("summary-section", "Summary", True), *sections, ("charts", "Charts", True),
+    nav = [("summary-section", "Summary", True), ("charts", "Charts", True), *sections,
            ("bases-section", "Base images", True), ("failures", "Failures", True),
            ("environment", "Environment", True), ("files", "Raw files", True)]
     parts = [
@@ -518,10 +543,11 @@ def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
         '<p class="meta">' + "".join(f"<span>{m}</span>" for m in meta) + "</p>",
         "<nav>" + "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, text in nav
                           if text) + "</nav></header>",
-        verdict_html(run),
+        lead_html(run, images, run_dir),
         '<h2 id="summary-section">Summary</h2>', summary_html(run), _notes(run),
+        '<h2 id="charts">Charts</h2>', charts_html(images, run_dir, skip=(LEAD_CHART,))
+        or '<p class="note">The size chart is at the top.</p>',
         *(text for _, _, text in sections),
-        '<h2 id="charts">Charts</h2>', charts_html(images, run_dir),
         '<h2 id="bases-section">Base images</h2>', bases_html(run),
         '<h2 id="failures">Failures</h2>', failures_html(run),
         '<h2 id="environment">Environment</h2>', environment_html(run),
