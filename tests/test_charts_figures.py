@@ -189,3 +189,42 @@ def test_charts_read_the_runners_full_record():
     fig = charts.build_times(as_run(record))
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel().startswith("buildkit builder")
     assert any("source-change: cache, one source file edited" in t.get_text() for t in fig.texts)
+
+
+def _outside(fig) -> list[str]:
+    """What reaches past the figure's edges once drawn: its tight bounding box (every drawn
+    artist, legends and labels included) against the figure, then the texts to blame."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tight, (w, h) = fig.get_tightbbox(renderer), fig.get_size_inches()
+    if tight.x0 >= -0.01 and tight.y0 >= -0.01 and tight.x1 <= w + 0.01 and tight.y1 <= h + 0.01:
+        return []
+    box = fig.bbox
+    return [t.get_text() or "?" for t in fig.findobj(Text) if t.get_visible() and t.get_text()
+            and not box.contains(*t.get_window_extent(renderer).min)] or [f"{tight} > {w}x{h}"]
+
+
+def test_build_times_legend_and_labels_stay_inside_the_figure():
+    """Four scenarios, warm-ups and a box: the legend and every median label inside the
+    figure; a median label sits clear of the warm-up ring (the slow first build)."""
+    import matplotlib.pyplot as plt
+    from records import make_full_record
+
+    run = as_run(make_full_record())
+    fig = charts.build_times(run)
+    try:
+        assert _outside(fig) == []
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            rings = [c for c in ax.collections if isinstance(c, PathCollection)
+                     and len(c.get_facecolors()) == 0]
+            labels = [t for t in ax.texts if t.get_text().startswith("median ")]
+            for label in labels:
+                extent = label.get_window_extent(renderer)
+                for ring in rings:
+                    for x, y in ax.transData.transform(ring.get_offsets()):
+                        assert not extent.expanded(1.0, 1.0).contains(x, y), label.get_text()
+    finally:
+        plt.close(fig)

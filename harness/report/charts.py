@@ -549,10 +549,12 @@ def _draw_samples(ax, panel: list[Series], colour: dict[str, str]) -> None:
             ax.scatter(s.warmup, [y] * len(s.warmup), s=26, zorder=3, marker="o",
                        facecolors="none", edgecolors="#777777")
         summary = summarize(s.samples)
+        # In a column at the panel's right edge (x in axes units, y in data units): beside
+        # the last dot it read as the label of a slow warm-up build.
         ax.annotate(f"median {human_seconds(summary.median)}"
                     + (f" ± {human_seconds(summary.mad)}, n={summary.n}" if summary.n > 1 else ""),
-                    (max(s.samples + s.warmup), y), xytext=(8, 0),
-                    textcoords="offset points", va="center", fontsize=8)
+                    (0.995, y), xycoords=ax.get_yaxis_transform(), ha="right", va="center",
+                    fontsize=8)
 
 
 def _label_panel(ax, panel: list[Series], builder: str, several_builders: bool,
@@ -599,8 +601,9 @@ def _build_legend(ax, scenarios: list[str], colour: dict[str, str], warmup: bool
                               markeredgecolor="#777777", label="warm-up (not counted)"))
     handles.append(Patch(facecolor="#f2f2f2", edgecolor="#555555",
                          label="box: quartiles, line: median"))
+    # Three to a row: six entries in one row ran past the figure's right edge.
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
-              ncol=len(handles), fontsize=8, frameon=False)
+              ncol=min(len(handles), 3), fontsize=8, frameon=False)
 
 
 def _build_notes(run: Run, series: list[Series], scenarios: list[str]) -> list[str]:
