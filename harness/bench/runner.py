@@ -54,14 +54,15 @@ LABEL_VARIANT = "io.harness.variant"
 
 
 class Progress(Protocol):
-    def variant(self, name: str, index: int, total: int, repetition: int, repeat: int) -> None: ...
+    def variant(self, name: str, index: int, total: int, repetition: int, repeat: int,
+                scenario: str | None = None) -> None: ...
     def step(self, text: str) -> None: ...
     def note(self, text: str) -> None: ...
     def finished(self, name: str, ok: bool, detail: str) -> None: ...
 
 
 class QuietProgress:
-    def variant(self, *args) -> None: ...
+    def variant(self, *args, **kwargs) -> None: ...
     def step(self, text: str) -> None: ...
     def note(self, text: str) -> None: ...
     def finished(self, *args) -> None: ...
@@ -276,8 +277,8 @@ class MaskedProgress:
     def __init__(self, inner: Progress, values: list[str]):
         self.inner, self.values = inner, values
 
-    def variant(self, *args) -> None:
-        self.inner.variant(*args)
+    def variant(self, *args, **kwargs) -> None:
+        self.inner.variant(*args, **kwargs)
 
     def step(self, text: str) -> None:
         self.inner.step(secrets.mask_text(text, self.values))
@@ -569,7 +570,7 @@ class BuildJob:
                                   + ("" if counted else ", warm-up") + "]",
                                   self.position[0], self.position[1],
                                   k - warm + 1 if counted else k + 1,
-                                  self.opts.repeat if counted else warm)
+                                  self.opts.repeat if counted else warm, scenario=scenario)
             context, change = make_context()
             try:
                 outcome = self._build(builder, context, tag, nocache=scenario == scenarios.COLD)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from harness.cli import progress
 from harness.cli.common import (
     DEFAULT_OUT,
     DEFAULT_VARIANTS,
@@ -22,14 +23,11 @@ from harness.cli.common import (
     fail_for,
     load_warned,
     out,
-    spinner,
 )
 from harness.cli.options import finished, resumed, run_options
-from harness.cli.progress import PlainProgress
 from harness.errors import EngineUnavailable, ExitCode, HarnessError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
 
     from harness.bench.runner import RunOptions
     from harness.model import Run
@@ -106,29 +104,6 @@ class Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum, frame) -> None:
     raise Terminated()
-
-
-class RichProgress:
-    """Which variant, which build step, elapsed time."""
-
-    def __init__(self, progress: Progress):
-        self.p = progress
-        self.task = progress.add_task("starting", total=None)
-        self.head = ""
-
-    def variant(self, name, index, total, repetition, repeat):
-        self.head = f"[{index + 1}/{total}] {name} (build {repetition}/{repeat})"
-        self.p.reset(self.task, description=self.head)
-
-    def step(self, text):
-        self.p.update(self.task, description=f"{self.head}  {text[:70]}" if self.head else text[:90])
-
-    def note(self, text):
-        self.p.console.print(text, highlight=False)
-
-    def finished(self, name, ok, detail):
-        mark = "[green]ok[/]" if ok else f"[red]failed[/]: {detail}"
-        self.p.console.print(f"{name}: {mark}", highlight=False)
 
 
 def run_cmd(
@@ -235,6 +210,17 @@ def _baseline(out_dir: Path) -> dict | None:
         return None
 
 
+def _workload(ready: _Ready) -> list:
+    """The builds ahead, weighted by the medians of the history beside the results."""
+    from harness import store
+    from harness.bench.estimate import workload
+
+    opts = ready.opts
+    history, _ = store.read_history(opts.out / store.HISTORY_FILE)
+    return workload([v.name for v in ready.variants], tuple(opts.scenarios), opts.repeat,
+                    opts.warmup, len(opts.builders), history)
+
+
 def _execute(ready: _Ready) -> tuple[Path, Run, int]:
     """The bench, with a progress line; Ctrl-C or SIGTERM keeps the partial results."""
     from harness.bench import runner
@@ -242,13 +228,14 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if not sys.stderr.isatty():  # a log: one line per build, a line every 30 s at least
-            plain = PlainProgress(sys.stderr)
+            plain = progress.PlainProgress(sys.stderr)
             try:
                 return runner.execute(ready.client, ready.variants, ready.opts, plain)
             finally:
                 plain.close()
-        with spinner() as bar:
-            return runner.execute(ready.client, ready.variants, ready.opts, RichProgress(bar))
+        with progress.bar(err) as shown:
+            overall = progress.BarProgress(shown, _workload(ready))
+            return runner.execute(ready.client, ready.variants, ready.opts, overall)
     except EngineUnavailable as exc:
         raise fail(str(exc), ExitCode.NO_ENGINE) from None
     except HarnessError as exc:  # mid-run: what was measured is saved, the run is not whole
