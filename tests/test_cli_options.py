@@ -3,6 +3,8 @@ a run records (what --resume reads back), and usage errors."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 from dataclasses import replace
@@ -104,7 +106,7 @@ def test_resume_reads_the_runs_settings_and_writes_beside_it(tmp_path):
     (["run", "--builder", "nope"], "Invalid value for --builder: unknown builder 'nope'"),
     (["run", "--repeat", "0"], "Invalid value for '--repeat'"),
     (["compare", "a", "b", "--format", "xml"], "Invalid value for --format: must be md, json or csv"),
-    (["clean"], "Invalid value: give exactly one of --run ID or --all"),
+    (["clean"], "Invalid value: give exactly one of --run RUN or --all"),
 ])
 def test_a_bad_option_value_is_a_one_line_usage_error(args, message):
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
@@ -278,3 +280,29 @@ def test_run_json_prints_only_the_summary_on_stdout(tmp_path, fake_bench):
     assert summary["run_dir"] == str(out / "20261126T120000Z") and summary["exit_code"] == 0
     assert summary["variants"] and all("size_bytes" in v for v in summary["variants"])
     assert "wrote " in result.stderr and "| " in result.stderr  # the tables, on stderr
+
+
+def test_run_names_a_run_the_same_way_in_every_command(tmp_path, monkeypatch):
+    """`RUN` is a run directory or a run id under ./results, in report, compare and clean."""
+    results_dir = tmp_path / "results"
+    shutil.copytree(FIXTURE_RUN, results_dir / "20261126T120000Z")
+    monkeypatch.chdir(tmp_path)
+    by_id = CliRunner().invoke(app, ["report", "20261126T120000Z"])
+    assert by_id.exit_code == 0, by_id.output
+    assert "wrote results/20261126T120000Z/report.md" in by_id.output
+    names = [v["name"] for v in json.loads((results_dir / "20261126T120000Z" / "results.json")
+                                           .read_text())["variants"]][:2]
+    for run in ("20261126T120000Z", "results/20261126T120000Z"):
+        result = CliRunner().invoke(app, ["compare", *names, "--run", run, "-f", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)
+    missing = CliRunner().invoke(app, ["compare", "nope", "20261126T120000Z"])
+    assert missing.exit_code == 2
+    assert "no run nope: not a directory, nor a run id under results/" in missing.output
+
+
+def test_common_options_have_short_forms():
+    result = CliRunner().invoke(app, ["run", "-h"], env={"COLUMNS": "200"})
+    for short in ("-r", "-d", "-c", "-o", "-s", "-b", "-t", "-p", "-e"):
+        assert re.search(rf"(^|\s){short}[\s,]", result.output), short
+    assert "-d" in CliRunner().invoke(app, ["list", "-h"]).output

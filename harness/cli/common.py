@@ -24,10 +24,32 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160,
               soft_wrap=not sys.stderr.isatty())
 
 VariantsDir = Annotated[Path, typer.Option(
-    "--variants-dir", help="Directory of Dockerfiles (+ optional variants.toml).")]
+    "--variants-dir", "-d", help="Directory of Dockerfiles (+ optional variants.toml).")]
 ContextDir = Annotated[Path | None, typer.Option(
-    "--context", help="Build context for every variant (default: the manifest's, else "
-                      "../sample_app).")]
+    "--context", "-c", help="Build context for every variant (default: the manifest's, else "
+                            "../sample_app).")]
+OutDir = Annotated[Path, typer.Option(
+    "--out", "-o", help="The results directory: run directories and history.jsonl.")]
+# `--run RUN` in every command: a run directory (or its results.json), or a run id, found
+# under ./results.
+RUN_HELP = "a run directory (or its results.json), or a run id under ./results"
+
+
+def find_run(value: str | Path, out_dir: Path = DEFAULT_OUT) -> Path | None:
+    """The run directory (or results.json) that `value` names, or None when there is none."""
+    path = Path(value)
+    if path.exists():
+        return path
+    under = out_dir / str(value)
+    return under if (under / "results.json").is_file() else None
+
+
+def run_path(value: str | Path, out_dir: Path = DEFAULT_OUT) -> Path:
+    """Like find_run, for a command that needs the run: no such run is bad input (exit 2)."""
+    found = find_run(value, out_dir)
+    if found is None:
+        raise fail(f"no run {value}: not a directory, nor a run id under {out_dir}/")
+    return found
 
 
 def fail(message: str, code: int = ExitCode.BAD_INPUT) -> typer.Exit:

@@ -7,17 +7,24 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_VARIANTS, VariantsDir, fail_for
+from harness.cli.common import (
+    DEFAULT_OUT,
+    DEFAULT_VARIANTS,
+    RUN_HELP,
+    VariantsDir,
+    fail_for,
+    run_path,
+)
 from harness.errors import HarnessError
 
 
 def compare_cmd(
-    baseline: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
-    current: Annotated[Path, typer.Argument(help="A run directory (or results.json), or a variant name with --run.")],
-    run_dir: Annotated[Path | None, typer.Option(
-        "--run", help="Compare two variants of this run: BASELINE and CURRENT are variant "
-                      "names.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="md | json | csv")] = "md",
+    baseline: Annotated[str, typer.Argument(help=f"A run: {RUN_HELP}; or a variant name with --run.")],
+    current: Annotated[str, typer.Argument(help=f"A run: {RUN_HELP}; or a variant name with --run.")],
+    run: Annotated[str | None, typer.Option(
+        "--run", help=f"Compare two variants of this run ({RUN_HELP}): BASELINE and CURRENT "
+                      "are variant names.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md | json | csv")] = "md",
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when CURRENT breaks a budget.")] = False,
     budgets_file: Annotated[Path | None, typer.Option(
         "--budgets", help="A TOML file of [budgets.<variant>] tables (default: "
@@ -32,14 +39,15 @@ def compare_cmd(
     if fmt not in ("md", "json", "csv"):
         raise typer.BadParameter("must be md, json or csv", param_hint="--format")
     try:
-        if run_dir is not None:
+        if run is not None:
             from harness import store as results
 
-            rows = compare.compare_variants(results.load(run_dir), str(baseline), str(current),
-                                            factor, alpha)
+            rows = compare.compare_variants(results.load(run_path(run, DEFAULT_OUT)), baseline,
+                                            current, factor, alpha)
             text, lines, code = compare.FORMATS[fmt](rows), [], 0
         else:
-            text, lines, code = compare.compare_main(baseline, current, fmt, check,
+            text, lines, code = compare.compare_main(run_path(baseline, DEFAULT_OUT),
+                                                     run_path(current, DEFAULT_OUT), fmt, check,
                                                      budgets_file or variants_dir, factor, alpha)
     except HarnessError as exc:
         raise fail_for(exc) from None

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_OUT, fail_for
+from harness.cli.common import DEFAULT_OUT, OutDir, fail_for
 from harness.errors import HarnessError
 
 
 def history_cmd(
-    out_dir: Annotated[Path, typer.Option(
-        "--out", help="The results directory holding history.jsonl.")] = DEFAULT_OUT,
+    out_dir: OutDir = DEFAULT_OUT,
     factor: Annotated[float, typer.Option(
         help="A build-time change counts only beyond this ratio of medians (and when "
              "significant).")] = 1.10,

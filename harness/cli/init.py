@@ -15,9 +15,9 @@ def init_cmd(
     app_dir: Annotated[Path, typer.Argument(
         exists=True, file_okay=False, help="The app: package.json, a lock file, its sources.")],
     out_dir: Annotated[Path, typer.Option(
-        "--out", help="Where to write the five Dockerfiles and variants.toml.")],
+        "--out", "-o", help="Where to write the five Dockerfiles and variants.toml.")],
     force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite files of the same names in --out.")] = False,
+        "--force", "-f", help="Overwrite files of the same names in --out.")] = False,
 ) -> None:
     """Write the article's five variants adapted to APP_DIR (package manager, Node.js major,
     build output, port) and a variants.toml listing them and the app's own Dockerfiles."""

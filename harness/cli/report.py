@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from harness.cli.common import DEFAULT_OUT, fail_for, out
+from harness.cli.common import DEFAULT_OUT, RUN_HELP, fail_for, out, run_path
 from harness.errors import HarnessError
 
 
 def report_cmd(
-    run_dir: Annotated[Path | None, typer.Argument(help="A run directory (default: results/latest).")] = None,
+    run: Annotated[str | None, typer.Argument(help=f"A run: {RUN_HELP} (default: results/latest).")] = None,
 ) -> None:
     """Regenerate a run's table.md, report.md, CSVs, charts and index.html from its results.json; print report.md. Needs no engine."""  # noqa: E501
     from harness import store as results
     from harness.report.markdown import markdown_lines
     from harness.report.writer import write_outputs
 
-    run_dir = run_dir or DEFAULT_OUT / "latest"
+    run_dir = run_path(run, DEFAULT_OUT) if run is not None else DEFAULT_OUT / "latest"
     try:
         record = results.load_run(run_dir)
     except HarnessError as exc:

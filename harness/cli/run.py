@@ -17,12 +17,14 @@ from harness.cli.common import (
     DEFAULT_OUT,
     DEFAULT_VARIANTS,
     ContextDir,
+    OutDir,
     VariantsDir,
     err,
     fail,
     fail_for,
     load_warned,
     out,
+    run_path,
 )
 from harness.cli.options import finished, resumed, run_options
 from harness.errors import EngineUnavailable, ExitCode, HarnessError
@@ -36,10 +38,9 @@ if TYPE_CHECKING:
 # `harness run`'s options, declared apart to keep the command itself short.
 NamesOpt = Annotated[list[str] | None, typer.Argument(help="Variant names (default: all).")]
 RepeatOpt = Annotated[int, typer.Option(
-    min=1, help="Timed builds per scenario of each variant (warm-ups not counted); every "
+    "--repeat", "-r", min=1, help="Timed builds per scenario of each variant (warm-ups not counted); every "
               "sample is kept.")]
-OutDirOpt = Annotated[Path, typer.Option(
-    "--out", help="Where run directories are written.")]
+OutDirOpt = OutDir
 BasesModeOpt = Annotated[str, typer.Option(
     "--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a "
                     "pull fails; present: use only what is there.")]
@@ -56,28 +57,28 @@ CheckOpt = Annotated[bool, typer.Option(
 BudgetsFileOpt = Annotated[Path | None, typer.Option(
     "--budgets", help="A TOML file of \\[budgets.<variant>] tables.")]
 ScenarioOpt = Annotated[list[str] | None, typer.Option(
-    "--scenario", help="cold, no-change, source-change, dependency-change or all "
+    "--scenario", "-s", help="cold, no-change, source-change, dependency-change or all "
                        "(repeatable or comma-separated).")]
 WarmupOpt = Annotated[int | None, typer.Option(
     min=0, help="Uncounted builds before each scenario's counted ones (default: 1, none "
                 "for cold).")]
 BuilderOpt = Annotated[list[str] | None, typer.Option(
-    "--builder", help="classic (the SDK), buildkit (the docker CLI) or both; the first "
+    "--builder", "-b", help="classic (the SDK), buildkit (the docker CLI) or both; the first "
                       "one's image is measured.")]
 TimeoutOpt = Annotated[float | None, typer.Option(
-    min=1, help="Seconds one build may take before it is cancelled and counted as "
+    "--timeout", "-t", min=1, help="Seconds one build may take before it is cancelled and counted as "
                 "failed.")]
 RuntimeOpt = Annotated[bool, typer.Option(
     "--runtime/--no-runtime", help="Start each image (port on 127.0.0.1, memory and pid "
                                    "limits) and check that it serves.")]
 PortOpt = Annotated[int | None, typer.Option(
-    "--port", min=1, max=65535, help="The container port the runtime check probes (default: "
+    "--port", "-p", min=1, max=65535, help="The container port the runtime check probes (default: "
                                      "the one exposed, else 3000); a variant's port wins.")]
 HealthPathOpt = Annotated[str | None, typer.Option(
     "--health-path", help="The path the runtime check polls for a 200 (default /healthz), "
                           "when the image has no HEALTHCHECK; a variant's health_path wins.")]
 EnvOpt = Annotated[list[str] | None, typer.Option(
-    "--env", help="KEY=VALUE for every container the runtime check starts (repeatable); "
+    "--env", "-e", help="KEY=VALUE for every container the runtime check starts (repeatable); "
                   "a variant's env wins.")]
 RegistryOpt = Annotated[bool, typer.Option(
     "--registry/--no-registry", help="Push to and pull from a loopback registry: exact "
@@ -94,8 +95,8 @@ SecretArgOpt = Annotated[list[str] | None, typer.Option(
     "--secret-arg", help="A build arg to mask in results, logs and reports (besides names "
                          "containing TOKEN, SECRET, PASSWORD, PASSWD or API_KEY).")]
 ResumeOpt = Annotated[Path | None, typer.Option(
-    "--resume", help="Complete this run directory: measure only the variants it "
-                     "lacks.")]
+    "--resume", help="Complete this run (a run directory, or a run id under ./results): "
+                     "measure only the variants it lacks.")]
 
 
 class Terminated(KeyboardInterrupt):
@@ -173,7 +174,7 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
     from harness import engine
 
     try:
-        opts = resumed(resume, given) if resume is not None else given
+        opts = resumed(run_path(resume, given.out), given) if resume is not None else given
         if "buildkit" in opts.builders:
             from harness.engine.buildkit import available
 

@@ -225,7 +225,7 @@ def test_clean_command_on_the_private_engine(private_engine, tmp_path):
                               env=env, capture_output=True, text=True, check=False)
 
     usage = harness()
-    assert usage.returncode == 2 and "exactly one of --run ID or --all" in usage.stderr
+    assert usage.returncode == 2 and "exactly one of --run RUN or --all" in usage.stderr
     done = harness("--run", "run-cli")
     assert done.returncode == 0, done.stderr
     assert "removed" in done.stdout and "run run-cli" in done.stdout
