@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 REPEAT ?= 3
 ARGS   ?=
 
-.PHONY: bench test lint setup engine engines engines-stop engines-status bases report list clean-venv
+.PHONY: bench test lint setup engine browser engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
 	$(BIN)/harness run --repeat $(REPEAT) $(ARGS)
 
-test: setup engine  ## every test, against a real engine
+test: setup engine browser  ## every test, against a real engine (and Chromium for the report)
 	$(BIN)/pytest $(ARGS)
 
 lint: setup  ## ruff check, and no function above cyclomatic complexity 20 (radon rank D or worse)
@@ -27,6 +27,9 @@ $(BIN)/.installed: pyproject.toml
 
 engine:  ## start a Docker engine if none answers (as root on Debian)
 	bash scripts/ensure-engine.sh
+
+browser:  ## Chromium for the HTML report's browser tests (only `make test` needs it)
+	bash scripts/ensure-browser.sh
 
 engines: engine  ## also docker20, docker26, docker26-containerd, podman side by side (a second call starts nothing)
 	bash scripts/engines.sh install
@@ -77,10 +80,17 @@ site: setup  ## the newest run's report, as a directory to publish
 budgets: setup  ## exit 3 when the newest run breaks a budget of variants.toml
 	$(BIN)/harness compare $(RESULTS)/latest $(RESULTS)/latest --check > /dev/null
 
-baseline-restore:  ## the latest nightly's results.json into $(BASELINE)/
+baseline-restore:  ## the latest nightly's results.json into $(BASELINE)/ (none before the first nightly)
 	mkdir -p $(BASELINE)
-	git fetch -q origin $(DATA_BRANCH)
-	git show FETCH_HEAD:latest/results.json > $(BASELINE)/results.json
+	if git fetch -q origin $(DATA_BRANCH) 2>/dev/null \
+	  && git show FETCH_HEAD:latest/results.json > $(BASELINE)/results.json.new 2>/dev/null; then \
+	  mv $(BASELINE)/results.json.new $(BASELINE)/results.json; \
+	else rm -f $(BASELINE)/results.json.new; \
+	  echo "baseline-restore: no nightly on the $(DATA_BRANCH) branch yet; nothing to compare with"; fi
 
-pr-compare: setup  ## compare.md: the newest run against $(BASELINE)
-	$(BIN)/harness compare $(BASELINE) $(RESULTS)/latest --format md > $(COMPARE)
+pr-compare: setup  ## compare.md: the newest run against $(BASELINE) (or a note that there is none), then its table
+	status=0; { if [ -f $(BASELINE)/results.json ]; then \
+	    $(BIN)/harness compare $(BASELINE) $(RESULTS)/latest --format md || status=$$?; \
+	  else echo "No baseline yet: the first nightly run has not published one (the $(DATA_BRANCH) branch)."; fi; \
+	  echo; echo "<details><summary>This run's table</summary>"; echo; \
+	  cat $(RESULTS)/latest/table.md; echo; echo "</details>"; } > $(COMPARE); exit $$status

@@ -17,7 +17,6 @@ need_pkgs=()
 command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 [ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)  # loopback registry for exact compressed sizes
-command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the HTML report's browser test
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)  # bookworm's: the private engine's, and runc
 command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
 
