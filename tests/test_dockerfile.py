@@ -81,3 +81,34 @@ def test_the_bundled_variants_have_no_problems():
 
     for path in sorted((Path(__file__).parent.parent / "variants").glob("*.Dockerfile")):
         assert dockerfile.problems(dockerfile.parse(path.read_text())) == [], path.name
+
+
+def test_copy_sources_the_context_will_not_hold_are_named_before_any_build(tmp_path):
+    """A COPY source that .dockerignore keeps out, or that the context lacks, is one line
+    each; wildcards, directories, `.`, other stages and variables are read as the builder
+    reads them (a variable only the builder can resolve is left to it)."""
+    from harness.bench import runner
+    from harness.bench.variants import Variant
+
+    ctx = tmp_path / "app"
+    (ctx / "src").mkdir(parents=True)
+    (ctx / "src" / "index.ts").write_text("x")
+    (ctx / "secrets").mkdir()
+    (ctx / "secrets" / "key").write_text("k")
+    (ctx / "package.json").write_text("{}")
+    (ctx / "package-lock.json").write_text("{}")
+    (ctx / ".dockerignore").write_text("secrets\n*.md\n")
+    (ctx / "NOTES.md").write_text("n")
+    text = ("FROM node:22-alpine AS builder\nCOPY package*.json ./\nCOPY . .\n"
+            "COPY ./src/ /app/src\nCOPY [\"src/index.ts\", \"/x\"]\nCOPY secrets/key /k\n"
+            "COPY --chown=node NOTES.md /\nCOPY lib/ /lib\nCOPY ${DIR} /d\nCOPY *.yaml /\n"
+            "FROM node:22-alpine\nCOPY --from=builder /app /app\nADD https://x.invalid/a /a\n")
+    dockerfile = tmp_path / "v.Dockerfile"
+    dockerfile.write_text(text)
+    p = runner.plan(Variant("v", "v", dockerfile, ctx))
+    assert p.problem == ("v.Dockerfile: line 6: COPY secrets/key: excluded by .dockerignore; "
+                         "line 7: COPY NOTES.md: excluded by .dockerignore; "
+                         "line 8: COPY lib/: not in the build context; "
+                         "line 10: COPY *.yaml: not in the build context")
+    dockerfile.write_text("FROM node:22-alpine\nCOPY package*.json ./\nCOPY src ./src\n")
+    assert runner.plan(Variant("v", "v", dockerfile, ctx)).problem is None

@@ -6,6 +6,8 @@ module only needs the stages, their bases and the declared ARGs.
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -317,3 +319,59 @@ def _close(keyword: str) -> str | None:
 
     match = difflib.get_close_matches(keyword, sorted(INSTRUCTIONS), n=1, cutoff=0.75)
     return match[0] if match else None
+
+
+# ---------------------------------------------------------------------- COPY sources
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def copy_sources(ins: Instruction) -> list[str] | None:
+    """The context paths a COPY or ADD reads (None when it reads another stage or an
+    image, a heredoc or a URL, or names a variable: what only the builder can resolve)."""
+    if ins.keyword not in ("COPY", "ADD") or _FROM_FLAG.search(ins.args) or "<<" in ins.args:
+        return None
+    rest = ins.args.strip()
+    if rest.startswith("["):
+        try:
+            tokens = [str(t) for t in json.loads(rest)]
+        except ValueError:
+            return None
+    else:
+        tokens = [t for t in rest.split() if not t.startswith("--")]
+    sources = tokens[:-1]
+    if not sources or any("$" in t or "://" in t or t.startswith("git@") for t in sources):
+        return None
+    return sources
+
+
+def _matches(source: str, paths: set[str]) -> bool:
+    """Whether a COPY source names something among `paths` (context-relative files and
+    directories): itself, a directory's contents, or a wildcard in one path segment each."""
+    s = source.strip().lstrip("/")
+    while s.startswith("./"):
+        s = s[2:]
+    s = s.rstrip("/")
+    if s in ("", "."):
+        return True
+    if _WILDCARD.search(s):
+        depth = s.count("/")
+        return any(p.count("/") == depth and fnmatch.fnmatchcase(p, s) for p in paths)
+    return s in paths or any(p.startswith(s + "/") for p in paths)
+
+
+def copy_source_problems(stages: tuple[Stage, ...] | list[Stage], sent: set[str],
+                         present: set[str]) -> list[str]:
+    """COPY and ADD sources the build will not find, one line each: those `.dockerignore`
+    keeps out of the context (`sent`: what is sent after it) and those not in the context
+    at all (`present`: every path in it). Only the stages built are read."""
+    out = []
+    for stage in stages:
+        for ins in stage.instructions:
+            for source in copy_sources(ins) or []:
+                if _matches(source, sent):
+                    continue
+                why = ("excluded by .dockerignore" if _matches(source, present)
+                       else "not in the build context")
+                out.append(f"line {ins.line}: {ins.keyword} {source}: {why}")
+    return out

@@ -43,6 +43,7 @@ from harness.engine import runtime
 from harness.engine.build import (
     BuildOutcome,
     Context,
+    context_paths,
     measure_unignored,
     pack_context,
 )
@@ -96,6 +97,8 @@ def plan(variant: Variant) -> Plan:
     except ValueError as exc:
         p.problem = f"{variant.dockerfile.name}: {exc}"
     found = dockerfile.problems(p.parsed) if p.parsed is not None else []
+    if not found and p.stages:
+        found = _missing_sources(p)
     if found:
         p.problem = f"{variant.dockerfile.name}: " + "; ".join(found)
     if p.parsed is not None:
@@ -104,6 +107,23 @@ def plan(variant: Variant) -> Plan:
             p.warnings.append(f"build arg(s) {', '.join(undeclared)} not declared by any ARG "
                               f"in {variant.dockerfile.name}; the engine ignores them")
     return p
+
+
+def _missing_sources(p: Plan) -> list[str]:
+    """COPY sources the context will not hold, before any build (the whole context is
+    walked only when something is missing from what is sent)."""
+    context = p.variant.context
+    if not context.is_dir():
+        return []  # the manifest check names a missing context
+    try:
+        sent = context_paths(context)
+        found = dockerfile.copy_source_problems(p.stages, sent, sent)
+        if found:
+            found = dockerfile.copy_source_problems(p.stages, sent,
+                                                    context_paths(context, dockerignore=False))
+    except OSError:
+        return []  # unreadable parts: the build itself says what
+    return found
 
 
 def _from_records(p: Plan, resolved: dict[str, bases.Resolution]) -> list[dict]:

@@ -53,6 +53,13 @@ def dockerignore_patterns(context_dir: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def context_paths(context_dir: Path, dockerignore: bool = True) -> set[str]:
+    """The files and directories of the context (relative paths) a build is sent, after
+    .dockerignore as docker-py applies it; with `dockerignore=False`, every one of them."""
+    patterns = dockerignore_patterns(context_dir) if dockerignore else []
+    return set(docker_build.exclude_paths(str(context_dir), patterns))
+
+
 def pack_context(context_dir: Path, dockerfile_text: str, dockerfile_name: str) -> Context:
     """Tar the context after .dockerignore, with the (possibly rewritten) Dockerfile added.
 
