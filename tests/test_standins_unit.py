@@ -133,14 +133,40 @@ def test_toml_fields_round_trip(recipes):
     assert recipe.mmdebstrap_hooks == ("merged-usr",)
 
 
-def test_mmdebstrap_command_is_an_argument_list_without_a_mirror(recipes):
+def test_mmdebstrap_command_is_an_argument_list_on_the_machines_mirrors(recipes):
     cmd = standins.mmdebstrap_command(recipes["node:20-slim"], Path("target"))
     assert cmd[0] == "mmdebstrap" and cmd[-2:] == ["bookworm", "target"]
     assert "--variant=minbase" in cmd
     excludes = [i for i, a in enumerate(cmd) if a.startswith("--dpkgopt=path-exclude=")]
     includes = [i for i, a in enumerate(cmd) if a.startswith("--dpkgopt=path-include=")]
     assert excludes and includes and max(excludes) < min(includes)
-    assert not any("://" in a for a in cmd)
+    assert not any("://" in a for a in cmd)  # no mirrors found: mmdebstrap's default
+    mirrors = standins.Mirrors("http://mirror.example/debian", "http://mirror.example/sec")
+    cmd = standins.mmdebstrap_command(recipes["node:20-slim"], Path("target"), mirrors)
+    assert cmd[-5:] == ["bookworm", "target", "deb http://mirror.example/debian bookworm main",
+                        "deb http://mirror.example/debian bookworm-updates main",
+                        "deb http://mirror.example/sec bookworm-security main"]
+
+
+def test_the_machines_mirrors_come_from_its_apt_sources(tmp_path):
+    """deb822 and one-line sources; other repositories (a vendor's) are not Debian's."""
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\n# a comment\nURIs: http://mirror.example/debian\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n")
+    (d / "vendor.list").write_text("deb [arch=amd64] https://vendor.example/apt stable main\n")
+    assert standins.host_mirrors([tmp_path / "none", d]) == standins.Mirrors(
+        "http://mirror.example/debian", "http://mirror.example/debian-security")
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("# deb http://old.example/debian bullseye main\n"
+                        "deb [signed-by=/k.gpg] http://ftp.example/debian trixie main\n"
+                        "deb http://security.example/debian-security trixie-security main\n")
+    assert standins.host_mirrors([one_line]) == standins.Mirrors(
+        "http://ftp.example/debian", "http://security.example/debian-security")
+    assert standins.host_mirrors([tmp_path / "none"]) == standins.Mirrors()
 
 
 def test_bad_recipe_is_a_one_line_error(tmp_path):

@@ -380,8 +380,70 @@ def _last_words(lines: list[str], limit: int = 300) -> str:
 
 # --------------------------------------------------------------------------- rootfs
 
-def mmdebstrap_command(recipe: Recipe, target: Path) -> list[str]:
-    """The mmdebstrap call; no mirror argument, so it uses the machine's apt sources."""
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+
+
+@dataclass(frozen=True)
+class Mirrors:
+    """The machine's Debian mirrors, as its apt sources name them."""
+    archive: str | None = None  # serves <suite> and <suite>-updates
+    security: str | None = None  # serves <suite>-security
+
+    def sources(self, suite: str) -> list[str]:
+        """One-line apt sources for `suite` on these mirrors: what mmdebstrap fetches from
+        and writes into the image, so `apt-get` in a stand-in uses the machine's mirror."""
+        out = []
+        if self.archive:
+            out += [f"deb {self.archive} {suite} main", f"deb {self.archive} {suite}-updates main"]
+        if self.security:
+            out.append(f"deb {self.security} {suite}-security main")
+        return out
+
+
+def _source_entries(text: str, deb822: bool) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of each `deb` entry of a sources file, one-line or deb822."""
+    if not deb822:
+        out = []
+        for line in text.splitlines():
+            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+            if len(words) >= 3 and words[0] == "deb":
+                out.append((words[1], [words[2]]))
+        return out
+    out = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+            out += [(uri, fields.get("suites", "").split()) for uri in fields.get("uris", "").split()]
+    return out
+
+
+def host_mirrors(paths: Iterable[Path] = APT_SOURCES) -> Mirrors:
+    """The Debian archive and security mirrors of the machine's apt sources (a mirror that
+    serves a Debian codename: `<codename>-security` for the security one)."""
+    entries = []
+    for path in paths:
+        files = sorted(path.glob("*.list")) + sorted(path.glob("*.sources")) if path.is_dir() else [path]
+        for file in files:
+            try:
+                entries += _source_entries(file.read_text(errors="replace"), file.suffix == ".sources")
+            except OSError:
+                continue
+    archive = next((uri for uri, suites in entries
+                    if any(re.fullmatch(r"[a-z]+(-updates)?", s) for s in suites)
+                    and "debian" in uri), None)
+    security = next((uri for uri, suites in entries
+                     if any(s.endswith("-security") for s in suites) and "debian" in uri), None)
+    return Mirrors(archive, security)
+
+
+def mmdebstrap_command(recipe: Recipe, target: Path, mirrors: Mirrors | None = None) -> list[str]:
+    """The mmdebstrap call, on the machine's Debian mirrors (`host_mirrors`) for the
+    recipe's suite; with none found, mmdebstrap's own default."""
     cmd = ["mmdebstrap", f"--variant={recipe.mmdebstrap_variant}"]
     if recipe.include:
         cmd.append("--include=" + ",".join(recipe.include))
@@ -389,14 +451,14 @@ def mmdebstrap_command(recipe: Recipe, target: Path) -> list[str]:
     # Order matters to dpkg: includes must follow the excludes they carve out of.
     cmd += [f"--dpkgopt=path-exclude={p}" for p in recipe.dpkg_path_exclude]
     cmd += [f"--dpkgopt=path-include={p}" for p in recipe.dpkg_path_include]
-    return cmd + [recipe.suite, str(target)]
+    return cmd + [recipe.suite, str(target), *(mirrors or Mirrors()).sources(recipe.suite)]
 
 
 def make_rootfs(recipe: Recipe, target: Path, log: Log) -> None:
     """mmdebstrap into a directory, then the recipe's fixups."""
     log(f"{recipe.ref}: mmdebstrap --variant={recipe.mmdebstrap_variant} "
         f"({len(recipe.include)} extra packages)")
-    _run(mmdebstrap_command(recipe, target), "mmdebstrap", f"stand-in {recipe.ref}",
+    _run(mmdebstrap_command(recipe, target, host_mirrors()), "mmdebstrap", f"stand-in {recipe.ref}",
          env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)})
     fix_rootfs(recipe, target)
 
