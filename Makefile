@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 REPEAT ?= 3
 ARGS   ?=
+NODE   ?=  # the bundled variants' Node.js major (default 20); NODE=24 writes to results/node24
 
 .PHONY: bench test lint setup engine browser engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
-	$(BIN)/harness run --repeat $(REPEAT) $(ARGS)
+	$(BIN)/harness run --repeat $(REPEAT) $(if $(strip $(NODE)),--build-arg NODE=$(strip $(NODE)) --out results/node$(strip $(NODE))) $(ARGS)
 
 test: setup engine browser  ## every test, against a real engine (and Chromium for the report)
 	$(BIN)/pytest $(ARGS)

@@ -107,6 +107,7 @@ class Settings:
     port: int | None = None  # the runtime check's container port (default: exposed, 3000)
     health_path: str | None = None  # the path the runtime check polls (default /healthz)
     env: dict[str, str] | None = None  # extra environment of every container started
+    build_args: dict[str, str] | None = None  # `--build-arg`s of every variant (theirs win)
 
 
 # ------------------------------------------------------------------ bases

@@ -168,9 +168,14 @@ def test_pnpm_dockerfiles():
 def test_yarn_dockerfiles():
     files = render(read_app(APPS / "yarn-app"))
     assert list(files)[0] == "single-node22.Dockerfile"
-    assert _instructions(files["single-node22.Dockerfile"])[0] == ("FROM", "node:22")
-    assert "FROM gcr.io/distroless/nodejs22-debian12 AS runner" in files[
+    assert _instructions(files["single-node22.Dockerfile"])[:2] == [("ARG", "NODE=22"),
+                                                                     ("FROM", "node:${NODE}")]
+    assert "FROM gcr.io/distroless/nodejs${NODE}-debian12 AS runner" in files[
         "multistage-distroless.Dockerfile"]
+    from harness.analysis import dockerfile
+
+    bases = [s.base for s in dockerfile.parse(files["multistage-distroless.Dockerfile"]).stages]
+    assert bases == ["node:22-alpine", "gcr.io/distroless/nodejs22-debian12"]
     alpine = _runs(files["multistage-alpine.Dockerfile"])
     assert alpine == ["yarn install --frozen-lockfile", "yarn run build",
                       "yarn install --frozen-lockfile --production"]  # yarn 1 ships in the image

@@ -148,3 +148,27 @@ def test_runtime_keys_are_known_and_a_typo_is_still_unknown(vdir):
         'heath_path = "/health"\n')
     with pytest.raises(HarnessError, match="entry 2: unknown key\\(s\\) heath_path"):
         load_variants(vdir)
+
+
+def test_the_bundled_variants_take_the_node_major_as_a_build_arg():
+    """20 (the article's) by default; `--build-arg NODE=24` moves every FROM and the label
+    that names the major, and `make bench NODE=24` passes it, into results of its own."""
+    import subprocess
+
+    from harness.bench import runner
+    from harness.bench.variants import load_variants, with_build_args
+
+    root = ROOT
+    variants = load_variants(root / "variants")
+
+    def refs(plans):
+        return {r for p in plans for r in p.refs}
+    default = [runner.plan(v) for v in variants]
+    assert variants[0].label == "Single stage (node:20)"
+    assert refs(default) == {"node:20", "node:20-alpine", "gcr.io/distroless/nodejs20-debian12"}
+    on24 = [runner.plan(v) for v in with_build_args(variants, {"NODE": "24"})]
+    assert on24[0].variant.label == "Single stage (node:24)" and not any(p.problem for p in on24)
+    assert refs(on24) == {"node:24", "node:24-alpine", "gcr.io/distroless/nodejs24-debian12"}
+    made = subprocess.run(["make", "-s", "-n", "-C", str(root), "bench", "NODE=24"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "harness run --repeat 3 --build-arg NODE=24 --out results/node24" in made

@@ -1,5 +1,7 @@
+# The Node.js major (20, the article's): `make bench NODE=24` builds on Node 24.
+ARG NODE=20
 # Stage 1: Builder
-FROM node:20-alpine AS builder
+FROM node:${NODE}-alpine AS builder
 WORKDIR /app
 COPY package*.json ./
 RUN npm ci --include=dev
@@ -7,7 +9,7 @@ COPY . .
 RUN npm run build
 
 # Stage 2: Production runner
-FROM node:20-alpine AS runner
+FROM node:${NODE}-alpine AS runner
 WORKDIR /app
 COPY package*.json ./
 RUN npm ci --omit=dev

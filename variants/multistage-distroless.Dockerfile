@@ -1,5 +1,7 @@
+# The Node.js major (20, the article's): `make bench NODE=24` builds on Node 24.
+ARG NODE=20
 # Stage 1: Builder
-FROM node:20-alpine AS builder
+FROM node:${NODE}-alpine AS builder
 WORKDIR /app
 COPY package*.json ./
 RUN npm ci --include=dev
@@ -8,7 +10,7 @@ RUN npm run build
 RUN npm ci --omit=dev
 
 # Stage 2: Distroless production image
-FROM gcr.io/distroless/nodejs20-debian12 AS runner
+FROM gcr.io/distroless/nodejs${NODE}-debian12 AS runner
 WORKDIR /app
 COPY --from=builder /app/dist ./dist
 COPY --from=builder /app/node_modules ./node_modules

@@ -1,5 +1,7 @@
 # The naive approach from the article: one stage on the full node:20 image.
-FROM node:20
+# The Node.js major (20, the article's): `make bench NODE=24` builds on Node 24.
+ARG NODE=20
+FROM node:${NODE}
 WORKDIR /app
 COPY package*.json ./
 RUN npm install

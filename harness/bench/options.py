@@ -51,6 +51,8 @@ class RunOptions:
     port: int | None = None  # container port (None: the one exposed, else 3000)
     health_path: str | None = None  # None: /healthz
     env: dict[str, str] = field(default_factory=dict)  # extra environment of each container
+    # Build args of every variant (`--build-arg NODE=24`); a variant's own build_args win.
+    build_args: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def settings_of(opts: RunOptions) -> Settings:
         variants_dir=str(s.variants_dir) if s.variants_dir else None,
         context=str(s.context) if s.context else None, names=list(s.names),
         port=opts.port, health_path=opts.health_path,
-        env=secrets.mask_args(opts.env, opts.secret_args) or None)
+        env=secrets.mask_args(opts.env, opts.secret_args) or None,
+        build_args=secrets.mask_args(opts.build_args, opts.secret_args) or None)
 
 
 def settings_json(opts: RunOptions) -> dict:
@@ -109,6 +112,8 @@ def options_from_settings(s: Settings, overrides: RunOptions) -> RunOptions:
     env = {key: overrides.env.get(key, value) if value == secrets.MASK else value
            for key, value in (s.env or {}).items()}
     env = {key: value for key, value in env.items() if value != secrets.MASK}
+    args = {key: overrides.build_args.get(key, value) if value == secrets.MASK else value
+            for key, value in (s.build_args or {}).items()}
     selection = Selection(Path(s.variants_dir) if s.variants_dir else given.variants_dir,
                           Path(s.context) if s.context else given.context,
                           tuple(s.names or given.names))
@@ -120,4 +125,5 @@ def options_from_settings(s: Settings, overrides: RunOptions) -> RunOptions:
                    port=s.port if s.port is not None else overrides.port,
                    health_path=s.health_path or overrides.health_path,
                    env={**overrides.env, **env} if s.env is None else env,
+                   build_args={**overrides.build_args, **args} if s.build_args is None else args,
                    selection=selection, manifest_warnings=())

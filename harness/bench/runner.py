@@ -38,7 +38,7 @@ from harness.bench.engine_port import (  # noqa: F401
     remove_untagged,
 )
 from harness.bench.options import RunOptions, probe_for, settings_json  # noqa: F401
-from harness.bench.variants import MANIFEST, Variant
+from harness.bench.variants import MANIFEST, Variant, with_build_args
 from harness.engine import runtime
 from harness.engine.build import (
     BuildOutcome,
@@ -151,6 +151,7 @@ def execute(client: docker.DockerClient | None, variants: list[Variant], opts: R
     (and whose image is still on the engine) are kept as they are, the rest are built.
     `port`: the engine's operations (default: `client`'s, through the Docker SDK)."""
     port = port if port is not None else DockerEngine(client)
+    variants = with_build_args(variants, opts.build_args)
     secret_values = _secret_values(variants, opts)
     progress = progress or QuietProgress()
     progress = MaskedProgress(progress, secret_values) if secret_values else progress

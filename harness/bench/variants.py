@@ -7,12 +7,14 @@ goes on with the others.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.analysis import dockerfile
 from harness.errors import HarnessError, one_line
 
 MANIFEST = "variants.toml"
@@ -42,6 +44,7 @@ class Variant:
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] | None = None  # replaces the image's CMD
     runtime: bool = True  # False: never started (a service that needs its database)
+    label_template: str | None = None  # the manifest's label when it names an ARG (${NODE})
 
     @property
     def image_tag(self) -> str:
@@ -130,7 +133,22 @@ def _load(variants_dir: Path, context: Path | None,
         warnings += [f"{MANIFEST}: variant {v.name!r} names {v.dockerfile.name}, which does "
                      f"not exist; it is recorded as failed"
                      for v in out if v.in_manifest and not v.dockerfile.is_file()]
-    return out, warnings
+    return [_expand_label(v) for v in out], warnings
+
+
+def _expand_label(v: Variant) -> Variant:
+    """The label with the Dockerfile's global ARGs in it as this build sets them: "Single
+    stage (node:${NODE})" reads "Single stage (node:24)" with NODE=24. A Dockerfile that
+    cannot be read leaves the label as written (the build reports the cause)."""
+    template = v.label_template or v.label
+    if "$" not in template:
+        return v
+    try:
+        parsed = dockerfile.parse(v.dockerfile.read_text(), v.build_args)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return v
+    return dataclasses.replace(v, label=dockerfile.expand(template, parsed.global_args),
+                               label_template=template)
 
 
 def _collect(variants_dir: Path, context: Path | None, manifest: dict) -> list[Variant]:
@@ -284,3 +302,11 @@ def select(variants: list[Variant], names: list[str]) -> list[Variant]:
             f"unknown variant(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     wanted = set(names)
     return [v for v in variants if v.name in wanted]
+
+
+def with_build_args(variants: list[Variant], args: dict[str, str]) -> list[Variant]:
+    """Every variant with the run's build args (`--build-arg`) under its own, which win."""
+    if not args:
+        return variants
+    return [_expand_label(dataclasses.replace(v, build_args={**args, **v.build_args}))
+            for v in variants]

@@ -19,7 +19,7 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
                 builder: list[str] | None, timeout: float | None, runtime: bool, registry: bool,
                 cold_pull: bool, keep_images: bool, secret_arg: list[str] | None,
                 port: int | None = None, health_path: str | None = None,
-                env: list[str] | None = None) -> RunOptions:
+                env: list[str] | None = None, build_arg: list[str] | None = None) -> RunOptions:
     """`harness run`'s options as given; a bad value is a usage error (exit 2)."""
     from harness.bases.resolve import MODES
     from harness.bench import scenarios
@@ -40,7 +40,8 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
         registry=registry, cold_pull=cold_pull, keep_images=keep_images,
         secret_args=tuple(secret_arg or ()),
         selection=Selection(variants_dir, context, tuple(names or ())),
-        port=port, health_path=parse_health_path(health_path), env=parse_env(env))
+        port=port, health_path=parse_health_path(health_path), env=parse_env(env),
+        build_args=parse_env(build_arg, "--build-arg"))
 
 
 def parse_health_path(value: str | None) -> str | None:
@@ -52,15 +53,16 @@ def parse_health_path(value: str | None) -> str | None:
     return value
 
 
-def parse_env(values: list[str] | None) -> dict[str, str]:
-    """`--env KEY=VALUE` values (repeatable; a later KEY wins) as a mapping."""
+def parse_env(values: list[str] | None, option: str = "--env") -> dict[str, str]:
+    """`--env KEY=VALUE` (or `--build-arg`) values (repeatable; a later KEY wins) as a
+    mapping."""
     from harness.bench.variants import env_key_problem
 
     env: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or env_key_problem(key):
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--env")
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
         env[key] = value
     return env
 

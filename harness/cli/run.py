@@ -80,6 +80,9 @@ HealthPathOpt = Annotated[str | None, typer.Option(
 EnvOpt = Annotated[list[str] | None, typer.Option(
     "--env", "-e", help="KEY=VALUE for every container the runtime check starts (repeatable); "
                   "a variant's env wins.")]
+BuildArgOpt = Annotated[list[str] | None, typer.Option(
+    "--build-arg", help="KEY=VALUE for every variant's build (repeatable), e.g. NODE=24 for "
+                        "the bundled variants' Node.js major; a variant's build_args win.")]
 RegistryOpt = Annotated[bool, typer.Option(
     "--registry/--no-registry", help="Push to and pull from a loopback registry: exact "
                                      "compressed size, push and pull time.")]
@@ -127,6 +130,7 @@ def run_cmd(
     port: PortOpt = None,
     health_path: HealthPathOpt = None,
     env: EnvOpt = None,
+    build_arg: BuildArgOpt = None,
     use_registry: RegistryOpt = True,
     cold_pull: ColdPullOpt = True,
     keep_images: KeepImagesOpt = True,
@@ -142,7 +146,7 @@ def run_cmd(
                         warmup=warmup, builder=builder, timeout=timeout, runtime=runtime_check,
                         registry=use_registry, cold_pull=cold_pull, keep_images=keep_images,
                         secret_arg=secret_arg, port=port, health_path=health_path,
-                        env=env)
+                        env=env, build_arg=build_arg)
     ready = _prepare(given, resume, check, budgets_file)
     run_dir, record, code = _execute(ready)  # the typed run, as results.json holds it
     if ready.manifest_warnings:
