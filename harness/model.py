@@ -403,6 +403,7 @@ class RuntimeCheck:
 @_record
 class Registry:
     """Push to and pull from a local registry: the compressed size is the manifest's."""
+    server: str | None = None  # what served: "registry:2 container", "Debian's docker-registry"
     push_seconds: float | None = None
     layer_sizes: list[int] = field(default_factory=list)
     compressed_bytes: int | None = None

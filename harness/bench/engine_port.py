@@ -164,19 +164,23 @@ class Services:
     """The run's shared helpers, started on first use and stopped at the end: the
     loopback registry and the empty engine cold pulls go to."""
 
-    def __init__(self, opts: ServiceOptions, engine_facts: dict | None = None):
+    def __init__(self, opts: ServiceOptions, engine_facts: dict | None = None,
+                 labels: dict | None = None):
         self.engine = engine_facts or {}  # engine.describe's: which store sizes come from
         self.opts = opts
+        self.labels = labels or {}  # on the registry's container: `harness clean` finds it
         self._registry: registry.Registry | None = None
         self.registry_error: str | None = None
         self._cold: private_engine.PrivateEngine | None = None
         self._cold_client: docker.DockerClient | None = None
         self.cold_error: str | None = None
 
-    def registry(self) -> registry.Registry | None:
+    def registry(self, client: docker.DockerClient | None = None) -> registry.Registry | None:
+        """The loopback registry: the registry image's container on `client`'s engine,
+        else Debian's binary (engine.registry)."""
         if self._registry is None and self.registry_error is None:
             try:
-                self._registry = registry.start()
+                self._registry = registry.start(client, labels=self.labels)
             except HarnessError as exc:
                 self.registry_error = str(exc)
         return self._registry
@@ -215,11 +219,11 @@ def publish(client, services: Services, image_id: str, image_tag: str,
     """Push to the loopback registry (exact compressed sizes, push time), then remove
     the local image and pull it back (pull time); the image keeps its tags and id.
     `estimate`: the layer analysis's compressed estimate, to record how close it came."""
-    reg = services.registry()
+    reg = services.registry(client)
     if reg is None:
         return {"error": services.registry_error}
     name, tag = image_tag.split(":")[0], "bench"
-    out: dict = {}
+    out: dict = {"server": reg.server}
     try:
         out["push_seconds"] = registry.push(client, image_id, reg, name, tag)
         sizes = registry.layer_sizes(reg, name, tag)

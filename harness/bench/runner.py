@@ -248,7 +248,7 @@ def _measure_all(port: EnginePort, plans: list[Plan], resolved: dict[str, bases.
                  opts: RunOptions, run: _Run, progress: Progress) -> None:
     """Every variant in order, the record saved before and after each one."""
     layer_cache: dict = {}  # archive member -> layer index, shared: variants share base layers
-    services = Services(opts, run.record.get("engine"))
+    services = Services(opts, run.record.get("engine"), labels={LABEL_RUN: run.record["run_id"]})
     old_entries = {v.get("name"): v for v in run.record["variants"]}
     run.record["variants"] = []
     try:

@@ -10,7 +10,8 @@ Labels are inherited: an image built FROM a harness image, and a container start
 one, carry the same `io.harness.run` unless they set it themselves, and are cleaned with
 that run. `find` lists what `remove` would take, to show before removing.
 
-The loopback registry is a process, not an engine object: `registry.stop()` handles it.
+The loopback registry is stopped by `registry.stop()`; when it runs as a container, that
+container carries the run's label too, so a run killed before it stopped it is cleaned here.
 """
 
 from __future__ import annotations

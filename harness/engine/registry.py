@@ -1,9 +1,13 @@
 """A throwaway registry on the loopback: what a push stores, and how long push and pull take.
 
-The registry is the `docker-registry` binary of Debian's package of that name, run with a
-config of ours in a temporary directory (never the system service). Docker treats
-127.0.0.0/8 as an insecure registry by default, so plain HTTP works without set-up; Podman
-does not, and is asked for plain HTTP with its API's `tlsVerify=false`.
+The registry is the distribution registry's own image (`registry:2`, or the image named by
+$HARNESS_REGISTRY_IMAGE, e.g. a mirror's) run as a container on the engine measured, its
+port published on 127.0.0.1, wherever that image is present or can be pulled. Otherwise it is
+the `docker-registry` binary of Debian's package of that name (the same 2.8 line), run with a
+config of ours in a temporary directory (never the system service). Either is removed by
+`stop`: the container by its id (and the image, when this run pulled it), the process by its
+pid. Docker treats 127.0.0.0/8 as an insecure registry by default, so plain HTTP works
+without set-up; Podman does not, and is asked for plain HTTP with its API's `tlsVerify=false`.
 
 A push from Docker's containerd image store stores an OCI manifest (or an index of them);
 `manifest` accepts every kind and follows an index to the image's own manifest.
@@ -12,6 +16,7 @@ A push from Docker's containerd image store stores an OCI manifest (or an index 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -25,11 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+from docker.errors import APIError, DockerException, ImageNotFound
+from requests.exceptions import RequestException
 
 from harness.engine.product import PODMAN, product_of
 from harness.errors import HarnessError
 
 BINARY = "docker-registry"
+IMAGE = "registry:2"  # the distribution registry; $HARNESS_REGISTRY_IMAGE names another
+IMAGE_ENV = "HARNESS_REGISTRY_IMAGE"
+IMAGE_PORT = "5000/tcp"  # where the image's default config listens
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEXES = ("application/vnd.oci.image.index.v1+json",
@@ -50,9 +60,12 @@ http:
 
 @dataclass
 class Registry:
-    process: subprocess.Popen
     port: int
-    root: Path  # config, log and storage; removed by stop()
+    server: str  # what serves, in words: "registry:2 container", "Debian's docker-registry 2.8"
+    process: subprocess.Popen | None = None  # the binary's process, stopped by its pid
+    root: Path | None = None  # the binary's config, log and storage; removed by stop()
+    container: object | None = None  # the image's container, removed by its id
+    pulled_image: str | None = None  # the reference this run pulled (untagged by stop)
 
     @property
     def host(self) -> str:
@@ -80,10 +93,85 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start(binary: str | None = None, timeout: float = 20.0) -> Registry:
-    """Starts a registry on a free loopback port; returns once it answers /v2/."""
+def start(client: docker.DockerClient | None = None, *, image: str | None = None,
+          binary: str | None = None, labels: dict | None = None,
+          timeout: float = 20.0) -> Registry:
+    """Starts a registry on a free loopback port; returns once it answers /v2/. The image's
+    container on `client`'s engine first, Debian's binary when that cannot be had."""
+    reasons = []
+    if client is not None:
+        try:
+            return _start_container(client, image or os.environ.get(IMAGE_ENV) or IMAGE,
+                                    labels or {}, timeout)
+        except HarnessError as exc:
+            reasons.append(str(exc))
+    try:
+        return _start_binary(binary, timeout)
+    except HarnessError as exc:
+        reasons.append(str(exc))
+    raise HarnessError("no loopback registry: " + "; ".join(reasons))
+
+
+def _wait(registry: Registry, timeout: float, alive) -> str | None:
+    """None once the registry answers /v2/; else why not (it stopped, or took too long)."""
+    deadline = time.monotonic() + timeout
+    while not _answers(f"{registry.url}/v2/"):
+        if not alive():
+            return "it stopped"
+        if time.monotonic() > deadline:
+            return f"no answer within {timeout:.0f} s"
+        time.sleep(0.05)
+    return None
+
+
+def _image_here(client: docker.DockerClient, image: str) -> tuple[str, bool]:
+    """The registry image's id, pulled when missing: (id, pulled by this run)."""
+    try:
+        return client.images.get(image).id, False
+    except ImageNotFound:
+        pass
+    try:
+        return client.images.pull(image).id, True
+    except (APIError, DockerException, RequestException) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"the {image} image is not here and cannot be pulled ({text[:160]})") from None
+
+
+def _start_container(client: docker.DockerClient, image: str, labels: dict,
+                     timeout: float) -> Registry:
+    image_id, pulled = _image_here(client, image)
+    port = _free_port()
+    try:
+        container = client.containers.run(image_id, detach=True, labels=labels,
+                                           ports={IMAGE_PORT: ("127.0.0.1", port)})
+    except (APIError, DockerException, RequestException) as exc:
+        if pulled:
+            _untag(client, image)
+        raise HarnessError(f"the {image} container did not start: {exc}") from None
+    registry = Registry(port, f"{image} container", container=container,
+                        pulled_image=image if pulled else None)
+
+    def alive() -> bool:
+        try:
+            container.reload()
+            return container.status in ("created", "running")
+        except (APIError, RequestException):
+            return False
+    why = _wait(registry, timeout, alive)
+    if why is not None:
+        try:
+            log = container.logs(tail=5).decode(errors="replace").strip()
+        except (APIError, RequestException):
+            log = ""
+        stop(registry)
+        raise HarnessError(f"the {image} container on {registry.host} did not answer: {why}"
+                           + (f" ({log[-300:]})" if log else ""))
+    return registry
+
+
+def _start_binary(binary: str | None, timeout: float) -> Registry:
     binary = binary or shutil.which(BINARY)
-    if not binary:
+    if not binary or not os.access(binary, os.X_OK):
         raise HarnessError(f"no `{BINARY}` binary: `apt-get install docker-registry` provides one")
     root = Path(tempfile.mkdtemp(prefix="harness-registry-"))
     port = _free_port()
@@ -92,32 +180,50 @@ def start(binary: str | None = None, timeout: float = 20.0) -> Registry:
     with open(root / "registry.log", "wb") as log:
         process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    registry = Registry(process, port, root)
-    deadline = time.monotonic() + timeout
-    while not _answers(f"{registry.url}/v2/"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            log_text = (root / "registry.log").read_text(errors="replace")[-500:]
-            stop(registry)
-            raise HarnessError(f"the registry did not start on {registry.host}: {log_text}")
-        time.sleep(0.05)
+    registry = Registry(port, f"Debian's {BINARY}", process=process, root=root)
+    why = _wait(registry, timeout, lambda: process.poll() is None)
+    if why is not None:
+        log_text = (root / "registry.log").read_text(errors="replace")[-500:]
+        stop(registry)
+        raise HarnessError(f"the registry did not start on {registry.host}: {why}: {log_text}")
     return registry
 
 
+def _untag(client: docker.DockerClient, reference: str) -> None:
+    """Removes the reference this run pulled: the image goes with it unless another tag
+    (the user's own) still names it."""
+    try:
+        client.images.remove(reference)
+    except (APIError, RequestException):
+        pass
+
+
 def stop(registry: Registry) -> None:
-    """Stops this registry's own process (by its pid) and removes its directory."""
-    if registry.process.poll() is None:
+    """Stops this registry: its container (by id, with its storage) and the image when this
+    run pulled it, or its own process (by its pid) and its directory."""
+    if registry.container is not None:
+        client = registry.container.client
+        try:
+            registry.container.remove(force=True, v=True)
+        except (APIError, RequestException):
+            pass
+        if registry.pulled_image:
+            _untag(client, registry.pulled_image)
+        registry.container = None
+    if registry.process is not None and registry.process.poll() is None:
         registry.process.terminate()
         try:
             registry.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             registry.process.kill()
             registry.process.wait()
-    shutil.rmtree(registry.root, ignore_errors=True)
+    if registry.root is not None:
+        shutil.rmtree(registry.root, ignore_errors=True)
 
 
 @contextmanager
-def running(binary: str | None = None) -> Iterator[Registry]:
-    registry = start(binary)
+def running(client: docker.DockerClient | None = None, **kwargs) -> Iterator[Registry]:
+    registry = start(client, **kwargs)
     try:
         yield registry
     finally:

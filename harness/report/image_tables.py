@@ -95,7 +95,10 @@ SHIPPING_NOTE = (
 
 
 def shipping_lines(run: Run) -> list[str]:
-    return section_lines("Shipping", shipping_table(run), SHIPPING_NOTE)
+    servers = sorted({v.registry.server for v in run.variants
+                      if v.registry is not None and v.registry.server})
+    served = f" The registry was {' and '.join(servers)}." if servers else ""
+    return section_lines("Shipping", shipping_table(run), SHIPPING_NOTE + served)
 
 
 # ---------------------------------------------------------------------------- runtime
