@@ -243,22 +243,37 @@ def test_refuses_to_overwrite_without_force(tmp_path):
 
 @pytest.mark.engine
 @pytest.mark.slow
-def test_pnpm_fixture_multistage_alpine_builds_and_serves(docker_client, tmp_path, standins_built):
-    app_dir = _copy_app(tmp_path, "pnpm-app")
+@pytest.mark.parametrize("app, major", [("pnpm-app", "20"), ("yarn-app", "22")])
+def test_the_five_variants_init_writes_build_and_serve(docker_client, tmp_path, standins_built,
+                                                        app, major):
+    """For a pnpm and a yarn app: every one of the five Dockerfiles `harness init` writes
+    builds, and its image serves the app (its own GET / names it). The yarn app allows
+    Node.js 20 or 22 (`^20 || ^22`, which yarn 1 enforces); init writes its Dockerfiles for
+    22, the highest, with the major as ARG NODE, and this test builds them on 20
+    (`--build-arg NODE=20`), whose stand-ins the suite builds anyway: the full node:22
+    stand-in alone would add minutes to every CI run."""
+    app_dir = _copy_app(tmp_path, app)
     out = tmp_path / "variants"
     proc = subprocess.run([sys.executable, "-m", "harness", "init", str(app_dir), "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "multistage-alpine",
-                           "--repeat", "1", "--scenario", "cold", "--no-registry",
+    five = [f"single-node{major}", "single-alpine", "multistage-alpine",
+            "multistage-distroless", "three-stage"]
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", *five, "--repeat", "1",
+                           "--scenario", "cold", "--no-registry", "--no-analyze",
+                           "--build-arg", "NODE=20",
                            "--variants-dir", str(out), "--out", str(results)],
                           capture_output=True, text=True, cwd=ROOT)
     record = json.loads((results / "latest" / "results.json").read_text())
-    [variant] = record["variants"]
-    if variant.get("image"):
-        docker_client.api.remove_image(variant["image"]["id"], force=True)
+    for variant in record["variants"]:
+        if variant.get("image"):
+            docker_client.api.remove_image(variant["image"]["id"], force=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert variant["status"] == "ok", variant
-    assert variant["runtime"]["status"] == "ok", variant["runtime"]
-    assert json.loads(variant["runtime"]["root_body"])["name"] == "pnpm-app"
+    assert [v["name"] for v in record["variants"]] == five
+    assert {f["requested"] for v in record["variants"] for f in v["froms"]} == {
+        "node:20", "node:20-alpine", "gcr.io/distroless/nodejs20-debian12"}
+    for variant in record["variants"]:
+        assert variant["status"] == "ok", variant
+        assert variant["runtime"]["status"] == "ok", (variant["name"], variant["runtime"])
+        assert json.loads(variant["runtime"]["root_body"])["name"] == app, variant["name"]
