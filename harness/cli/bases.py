@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -56,12 +58,13 @@ def bases_cmd(
     for col in ("Requested", "Resolves", "Image id", "Digest", "Size", "Stand-in"):
         table.add_column(col, overflow="fold")
     missing, found = 0, []
-    with spinner() as bar:
-        task = bar.add_task("resolving", total=None)
+    with _progress() as shown:
         for ref in refs:
-            bar.update(task, description=f"resolving {ref}")
+            shown(f"resolving {ref}", True)
             res = bases.resolve(client, ref, mode=bases_mode, build=build, recipes=recipes,
-                                log=lambda line, ref=ref: bar.update(task, description=f"{ref}: {line[:80]}"))
+                                log=lambda line, ref=ref: shown(f"{ref}: {line[:80]}", False))
+            shown(f"{ref}: {res.status}" + (f" ({res.seconds:.0f} s)" if res.seconds >= 1 else ""),
+                  True)
             missing += res.image_id is None
             found.append(res.to_dict())
             table.add_row(*_row(ref, res))
@@ -72,6 +75,25 @@ def bases_cmd(
     if missing:
         hint = "" if build else "; `harness bases --pull` pulls them, `--build` builds stand-ins"
         raise fail(f"{missing} base image(s) unresolved{hint}", ExitCode.FAILED)
+
+
+@contextmanager
+def _progress():
+    """`shown(text, line)`: in a terminal a transient status line; in a log (CI) `line`
+    texts as lines of their own and the others as the step a line every 30 s names, so a
+    stand-in build of minutes never leaves the log silent."""
+    if sys.stderr.isatty():
+        with spinner() as bar:
+            task = bar.add_task("resolving", total=None)
+            yield lambda text, line: bar.update(task, description=text)
+        return
+    from harness.cli.progress import PlainProgress
+
+    plain = PlainProgress(sys.stderr)
+    try:
+        yield lambda text, line: plain.note(text) if line else plain.step(text)
+    finally:
+        plain.close()
 
 
 def _row(ref: str, res) -> tuple[str, ...]:
