@@ -83,7 +83,7 @@ def test_time_left_uses_the_history_then_what_the_builds_took():
     assert time_left(0, 0, 600, from_history=True) == 600  # the history's word, at first
     assert time_left(0, 0, 600, from_history=False) is None  # nothing to go by yet
     assert time_left(200, 100, 600, from_history=True) == 1000  # twice as slow as expected
-    assert about(None) == "time left: after the first build"
+    assert about(None) == "time left: after a build"
     assert about(30) == "about 30 s left" and about(720) == "about 12 min left"
     assert about(3 * 3600 + 600) == "about 3 h 10 min left"
 
@@ -115,3 +115,24 @@ def test_the_bar_counts_builds_and_jumps_past_a_variant_that_ended_early():
         assert (task.completed, task.fields["builds"]) == (180, "4/4 builds")
     printed = console.file.getvalue()
     assert "a: ok" in printed and "b: failed: build failed" in printed
+
+
+def test_the_bar_keeps_its_counts_in_a_narrow_terminal_and_the_steps_brackets():
+    import re
+
+    from rich.console import Console
+
+    from harness.bench.estimate import workload
+    from harness.cli.progress import BarProgress, bar
+
+    for width in (80, 140):
+        console = Console(file=io.StringIO(), width=width, force_terminal=True)
+        with bar(console) as shown:
+            p = BarProgress(shown, workload(list("abcde"), ("cold",), 1, None, 1))
+            p.variant("single-node20 [classic, cold]", 0, 5, 1, 1, scenario="cold")
+            p.step("Step 6/10 : RUN npm run build, and a long tail that cannot fit anywhere")
+            shown.refresh()
+        line = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", console.file.getvalue().split("\r\x1b[2K")[-2])
+        assert len(line) <= width, line
+        assert "0/5 builds" in line and "time left: after a build" in line, line
+        assert ("[1/5] single-node20 [classic, cold] 1/1" in line) == (width == 140), line

@@ -16,6 +16,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, TextIO
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 if TYPE_CHECKING:  # the CLI starts without loading the model
     from harness.bench.estimate import Workload
@@ -91,7 +92,7 @@ def time_left(elapsed: float, done: float, total: float, from_history: bool) -> 
 def about(seconds: float | None) -> str:
     """A time left as a person says it: "about 12 min left"."""
     if seconds is None:
-        return "time left: after the first build"
+        return "time left: after a build"
     if seconds < 60:
         return f"about {max(seconds, 1):.0f} s left"
     if seconds < 3600:
@@ -99,11 +100,19 @@ def about(seconds: float | None) -> str:
     return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min left"
 
 
+FIXED_WIDTH = 72  # spinner, bar, "12/60 builds", elapsed, "about 12 min left", gaps
+
+
 def bar(console) -> Progress:
-    """The overall bar's columns: bar, builds done of the total, elapsed, time left, step."""
-    return Progress(SpinnerColumn(), BarColumn(bar_width=30), TextColumn("{task.fields[builds]}"),
-                    TimeElapsedColumn(), TextColumn("{task.fields[left]}"),
-                    TextColumn("{task.description}"), console=console, transient=True)
+    """The overall bar's columns: bar, builds done of the total, elapsed, time left, step.
+    The counts and times keep their width in a narrow terminal; the step gives way."""
+    fixed = Column(no_wrap=True)
+    return Progress(SpinnerColumn(), BarColumn(bar_width=20),
+                    TextColumn("{task.fields[builds]}", table_column=fixed),
+                    TimeElapsedColumn(), TextColumn("{task.fields[left]}", table_column=fixed),
+                    TextColumn("{task.description}", markup=False,  # "[classic, cold]" is text
+                               table_column=Column(no_wrap=True, overflow="ellipsis")),
+                    console=console, transient=True)
 
 
 class BarProgress:
@@ -128,6 +137,9 @@ class BarProgress:
         self._show("starting")
 
     def _show(self, text: str) -> None:
+        # The step gives way in a narrow terminal: the counts and times keep their place.
+        room = max(self.p.console.width - FIXED_WIDTH, 12)
+        text = text if len(text) <= room else text[:room - 1] + "…"
         left = time_left(self.clock() - self.started, self.done, self.total, self.from_history)
         self.p.update(self.task, completed=self.done, description=text,
                       builds=f"{self.builds}/{self.build_ends[-1] if self.plan else 0} builds",
