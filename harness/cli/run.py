@@ -30,7 +30,6 @@ from harness.cli.options import finished, resumed, run_options
 from harness.errors import EngineUnavailable, ExitCode, HarnessError
 
 if TYPE_CHECKING:
-
     from harness.bench.runner import RunOptions
     from harness.model import Run
 
@@ -40,7 +39,6 @@ NamesOpt = Annotated[list[str] | None, typer.Argument(help="Variant names (defau
 RepeatOpt = Annotated[int, typer.Option(
     "--repeat", "-r", min=1, help="Timed builds per scenario of each variant (warm-ups not counted); every "
               "sample is kept.")]
-OutDirOpt = OutDir
 BasesModeOpt = Annotated[str, typer.Option(
     "--bases", help="auto: present, else pull, else build a stand-in; pull: fail when a "
                     "pull fails; present: use only what is there.")]
@@ -115,7 +113,7 @@ def run_cmd(
     repeat: RepeatOpt = 3,
     variants_dir: VariantsDir = DEFAULT_VARIANTS,
     context: ContextDir = None,
-    out_dir: OutDirOpt = DEFAULT_OUT,
+    out_dir: OutDir = DEFAULT_OUT,
     bases_mode: BasesModeOpt = "auto",
     bases_lock: BasesLockOpt = None,
     update_lock: UpdateLockOpt = False,

@@ -33,6 +33,7 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 from requests.exceptions import RequestException
 
+from harness.engine.client import first_line
 from harness.engine.product import PODMAN, product_of
 from harness.errors import HarnessError
 
@@ -133,8 +134,8 @@ def _image_here(client: docker.DockerClient, image: str) -> tuple[str, bool]:
     try:
         return client.images.pull(image).id, True
     except (APIError, DockerException, RequestException) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(f"the {image} image is not here and cannot be pulled ({text[:160]})") from None
+        raise HarnessError(f"the {image} image is not here and cannot be pulled "
+                           f"({first_line(exc, 160)})") from None
 
 
 def _start_container(client: docker.DockerClient, image: str, labels: dict,
@@ -147,7 +148,7 @@ def _start_container(client: docker.DockerClient, image: str, labels: dict,
     except (APIError, DockerException, RequestException) as exc:
         if pulled:
             _untag(client, image)
-        raise HarnessError(f"the {image} container did not start: {exc}") from None
+        raise HarnessError(f"the {image} container did not start: {first_line(exc)}") from None
     registry = Registry(port, f"{image} container", container=container,
                         pulled_image=image if pulled else None)
 

@@ -349,10 +349,11 @@ def _png_uri(data: bytes) -> str:
 
 
 def charts_html(images: dict[str, bytes], run_dir: Path | None,
-                skip: tuple[str, ...] = ()) -> str:
+                names: tuple[str, ...] | None = None) -> str:
+    """The charts drawn (those in `names`, when given) as figures; "" when there are none."""
     parts = []
     for chart in CHARTS:
-        data = images.get(chart.name) if chart.name not in skip else None
+        data = images.get(chart.name) if names is None or chart.name in names else None
         if not data:
             continue
         links = ""
@@ -365,17 +366,25 @@ def charts_html(images: dict[str, bytes], run_dir: Path | None,
             f'<img alt="{esc(chart.title)}" src="{_png_uri(data)}">'
             f"<figcaption>{esc(chart.caption)}{' Files: ' + links if links else ''}</figcaption>"
             "</figure>")
-    return "".join(parts) or ("" if skip else "<p>No charts.</p>")
+    return "".join(parts)
 
 
 LEAD_CHART = "sizes"  # drawn beside the verdict, so the answer and its evidence open the page
+OTHER_CHARTS = tuple(c.name for c in CHARTS if c.name != LEAD_CHART)
 
 
 def lead_html(run: Run, images: dict[str, bytes], run_dir: Path | None) -> str:
     """The verdict beside the size chart: the first screen answers the question."""
-    others = tuple(c.name for c in CHARTS if c.name != LEAD_CHART)
-    chart = charts_html(images, run_dir, skip=others)
+    chart = charts_html(images, run_dir, (LEAD_CHART,))
     return f'<div class="lead">{verdict_html(run)}{chart}</div>' if chart else verdict_html(run)
+
+
+def _other_charts_html(images: dict[str, bytes], run_dir: Path | None) -> str:
+    """The Charts section: every chart but the one at the top."""
+    if not images:
+        return "<p>No charts.</p>"
+    return (charts_html(images, run_dir, OTHER_CHARTS)
+            or '<p class="note">The size chart is at the top.</p>')
 
 
 BASE_COLUMNS = (("requested", "Requested"), ("status", "Status"), ("used_ref", "Used"),
@@ -545,8 +554,7 @@ def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
                           if text) + "</nav></header>",
         lead_html(run, images, run_dir),
         '<h2 id="summary-section">Summary</h2>', summary_html(run), _notes(run),
-        '<h2 id="charts">Charts</h2>', charts_html(images, run_dir, skip=(LEAD_CHART,))
-        or '<p class="note">The size chart is at the top.</p>',
+        '<h2 id="charts">Charts</h2>', _other_charts_html(images, run_dir),
         *(text for _, _, text in sections),
         '<h2 id="bases-section">Base images</h2>', bases_html(run),
         '<h2 id="failures">Failures</h2>', failures_html(run),

@@ -439,11 +439,15 @@ def table_lines(record: Run | dict) -> list[str]:
     df = frame(run)
     if df.empty:
         return ["No variants were measured."]
+    return _article_table(run, df) + ["", run_line(run)]
+
+
+def _article_table(run: Run, df: pd.DataFrame) -> list[str]:
+    """The article's table, what its figures mean and the stand-ins it was measured on:
+    table.md's body, and report.md's first section."""
     lines = [markdown_table(summary_table(df)), ""] + summary_notes(run)
     notes = standin_notes(run)
-    if notes:
-        lines += [""] + notes
-    return lines + ["", run_line(run)]
+    return lines + ([""] + notes if notes else [])
 
 
 def markdown_lines(record: Run | dict) -> list[str]:
@@ -454,10 +458,7 @@ def markdown_lines(record: Run | dict) -> list[str]:
     if df.empty:
         return ["No variants were measured."]
     lines = [f"# Which Dockerfile to ship: run {run.run_id}", "", *verdict_lines(run), "",
-             "## Sizes", "", markdown_table(summary_table(df)), ""] + summary_notes(run)
-    notes = standin_notes(run)
-    if notes:
-        lines += [""] + notes
+             "## Sizes", "", *_article_table(run, df)]
     for section in (build_time_lines(run), context_lines(run), shipping_lines(run),
                     runtime_lines(run)):
         if section:
