@@ -108,6 +108,10 @@ class Settings:
     health_path: str | None = None  # the path the runtime check polls (default /healthz)
     env: dict[str, str] | None = None  # extra environment of every container started
     build_args: dict[str, str] | None = None  # `--build-arg`s of every variant (theirs win)
+    shard: str | None = None  # `--shard K/N`: this run measured the K-th of N parts
+    planned: list[str] | None = None  # every variant of the run, before a shard took its part
+    engines: list[str] | None = None  # `--engine` names, in order (None: the default engine)
+    engines_mode: Literal["compare", "spread"] | None = None  # with several engines
 
 
 # ------------------------------------------------------------------ bases
@@ -426,6 +430,15 @@ class PreviousAttempt:
 
 
 @_record
+class MeasuredOn:
+    """Where one row was measured, in a run of several engines, shards or machines."""
+    engine: str  # the engine's name (`--engine NAME=...`, or the name `make engines` gave)
+    hostname: str | None = None  # the machine the harness ran on
+    run_id: str | None = None  # the run the row was measured in (a merged run's part)
+    shard: str | None = None
+
+
+@_record
 class VariantResult:
     """One Dockerfile variant: how it was built, the image, and what was measured of it."""
     name: str
@@ -453,6 +466,11 @@ class VariantResult:
     attribution: Attribution | None = None
     runtime: RuntimeCheck | None = None
     registry: Registry | None = None
+    measured_on: MeasuredOn | None = None
+
+    @property
+    def engine_name(self) -> str | None:
+        return self.measured_on.engine if self.measured_on else None
 
     @property
     def measured(self) -> bool:
@@ -504,9 +522,32 @@ class Run:
     bases: dict[str, BaseResolution] = field(default_factory=dict)
     variants: list[VariantResult] = field(default_factory=list)
     runtime_comparison: RuntimeComparison | None = None
+    # A run of several engines: each one's description by name (`engine` is the first's).
+    engines: dict[str, Engine] | None = None
+    merged_from: list[str] | None = None  # the run ids `harness merge` made this run of
 
     def variant(self, name: str) -> VariantResult | None:
         return next((v for v in self.variants if v.name == name), None)
+
+    def engine_names(self) -> list[str]:
+        """The engines rows were measured on, in order of first appearance."""
+        names = [v.engine_name for v in self.variants if v.engine_name]
+        return list(dict.fromkeys([*(self.engines or {}), *names]))
+
+    def on_engine(self, name: str) -> Run:
+        """This run with only the rows measured on engine `name`, which is its engine."""
+        engine = (self.engines or {}).get(name, self.engine)
+        return dataclasses.replace(self, engine=engine, variants=[
+            v for v in self.variants if v.engine_name in (name, None)])
+
+    def primary(self) -> Run:
+        """The run that tables keyed by variant show: with several engines measuring each
+        variant (`--engines compare`), the first engine's rows; else the run itself."""
+        names = self.engine_names()
+        rows = [v.name for v in self.variants]
+        if len(names) < 2 or len(rows) == len(set(rows)):
+            return self
+        return self.on_engine(names[0])
 
     @classmethod
     def from_json(cls, data: dict) -> Run:

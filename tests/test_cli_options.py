@@ -132,7 +132,7 @@ def fake_bench(tmp_path, monkeypatch):
         store.save(run_dir, run)
         return run_dir, run, 0
 
-    monkeypatch.setattr(engine, "connect", lambda: object())
+    monkeypatch.setattr(engine, "connect", lambda **kwargs: object())
     monkeypatch.setattr(runner, "execute", execute)
     before = signal.getsignal(signal.SIGTERM)  # `harness run` handles SIGTERM like Ctrl-C
     yield given

@@ -163,6 +163,14 @@ def test_settings_round_trip_through_resume(tmp_path):
     assert back.env == {"NODE_ENV": "production", "API_TOKEN": "s3cr3t-value"}
     assert options_from_settings(recorded, RunOptions()).env == {"NODE_ENV": "production"}
 
+    # The same for a masked build arg: never built as "***".
+    secret_args = settings_of(RunOptions(build_args={"NODE": "24", "NPM_TOKEN": "t0ken-value"},
+                                         selection=Selection(tmp_path)))
+    assert secret_args.build_args == {"NODE": "24", "NPM_TOKEN": "***"}
+    assert options_from_settings(secret_args, RunOptions()).build_args == {"NODE": "24"}
+    assert options_from_settings(secret_args, RunOptions(build_args={"NPM_TOKEN": "t"})
+                                 ).build_args == {"NODE": "24", "NPM_TOKEN": "t"}
+
     # A record without them (an older run): the command line's.
     old = options_from_settings(Settings(), given)
     assert (old.port, old.health_path, old.env) == (1, "/other", {"API_TOKEN": "s3cr3t-value"})

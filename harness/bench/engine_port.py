@@ -17,7 +17,6 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -94,11 +93,13 @@ class ServiceOptions(Protocol):
 class DockerEngine:
     """The EnginePort of a Docker (or Podman) engine, through its SDK client."""
 
-    def __init__(self, client: docker.DockerClient):
+    def __init__(self, client: docker.DockerClient, host: str | None = None,
+                 name: str | None = None):
         self.client = client
+        self.host, self.name = host, name  # None: the default engine, named as found
 
     def describe(self) -> dict:
-        return engine.describe(self.client)
+        return engine.describe(self.client, host=self.host, name=self.name)
 
     def exists(self, image_id: str) -> bool:
         return _exists(self.client, image_id)
@@ -114,8 +115,9 @@ class DockerEngine:
         return bases.resolve(self.client, ref, mode=mode, log=log)
 
     def build(self, builder: str, context: Context, **kwargs) -> BuildOutcome:
-        fn = build_image_buildkit if builder == "buildkit" else partial(build_image, self.client)
-        return fn(context, **kwargs)
+        if builder == "buildkit":
+            return build_image_buildkit(context, host=self.host, **kwargs)
+        return build_image(self.client, context, **kwargs)
 
     def measure(self, image_id: str) -> dict:
         return measure_image(self.client, image_id)

@@ -53,6 +53,10 @@ class RunOptions:
     env: dict[str, str] = field(default_factory=dict)  # extra environment of each container
     # Build args of every variant (`--build-arg NODE=24`); a variant's own build_args win.
     build_args: dict[str, str] = field(default_factory=dict)
+    shard: str | None = None  # `--shard K/N`, as given (recorded; the CLI picks the jobs)
+    planned: tuple[str, ...] = ()  # every variant of the run before a shard took its part
+    engines: tuple[str, ...] = ()  # `--engine NAME=HOST`s (empty: the default engine alone)
+    engines_mode: str | None = None  # "compare" or "spread" with several engines
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,10 @@ def settings_of(opts: RunOptions) -> Settings:
         context=str(s.context) if s.context else None, names=list(s.names),
         port=opts.port, health_path=opts.health_path,
         env=secrets.mask_args(opts.env, opts.secret_args) or None,
-        build_args=secrets.mask_args(opts.build_args, opts.secret_args) or None)
+        build_args=secrets.mask_args(opts.build_args, opts.secret_args) or None,
+        shard=opts.shard, planned=list(opts.planned) or None,
+        engines=[spec.partition("=")[0] for spec in opts.engines] or None,
+        engines_mode=opts.engines_mode)
 
 
 def settings_json(opts: RunOptions) -> dict:
@@ -114,6 +121,7 @@ def options_from_settings(s: Settings, overrides: RunOptions) -> RunOptions:
     env = {key: value for key, value in env.items() if value != secrets.MASK}
     args = {key: overrides.build_args.get(key, value) if value == secrets.MASK else value
             for key, value in (s.build_args or {}).items()}
+    args = {key: value for key, value in args.items() if value != secrets.MASK}
     selection = Selection(Path(s.variants_dir) if s.variants_dir else given.variants_dir,
                           Path(s.context) if s.context else given.context,
                           tuple(s.names or given.names))

@@ -17,6 +17,7 @@ from harness.cli.engines import engines_cmd
 from harness.cli.history import history_cmd
 from harness.cli.init import init_cmd
 from harness.cli.listing import list_cmd
+from harness.cli.merge import merge_cmd
 from harness.cli.report import report_cmd
 from harness.cli.run import run_cmd
 from harness.errors import HarnessError
@@ -29,7 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 for _name, _command in (("list", list_cmd), ("run", run_cmd), ("clean", clean_cmd),
                         ("report", report_cmd), ("bases", bases_cmd), ("engines", engines_cmd),
                         ("history", history_cmd), ("compare", compare_cmd),
-                        ("init", init_cmd)):
+                        ("merge", merge_cmd), ("init", init_cmd)):
     app.command(_name)(_command)
 
 

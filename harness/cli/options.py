@@ -19,7 +19,9 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
                 builder: list[str] | None, timeout: float | None, runtime: bool, registry: bool,
                 cold_pull: bool, keep_images: bool, secret_arg: list[str] | None,
                 port: int | None = None, health_path: str | None = None,
-                env: list[str] | None = None, build_arg: list[str] | None = None) -> RunOptions:
+                env: list[str] | None = None, build_arg: list[str] | None = None,
+                engines: list[str] | None = None, engines_mode: str | None = None,
+                shard: str | None = None) -> RunOptions:
     """`harness run`'s options as given; a bad value is a usage error (exit 2)."""
     from harness.bases.resolve import MODES
     from harness.bench import scenarios
@@ -41,7 +43,34 @@ def run_options(*, names: list[str] | None, repeat: int, variants_dir: Path, con
         secret_args=tuple(secret_arg or ()),
         selection=Selection(variants_dir, context, tuple(names or ())),
         port=port, health_path=parse_health_path(health_path), env=parse_env(env),
-        build_args=parse_env(build_arg, "--build-arg"))
+        build_args=parse_env(build_arg, "--build-arg"), shard=parse_shard(shard),
+        engines=tuple(engines or ()), engines_mode=parse_engines_mode(engines_mode, engines))
+
+
+def parse_shard(value: str | None) -> str | None:
+    """`--shard K/N`, checked (1 <= K <= N) and written K/N."""
+    from harness.bench import shards
+
+    if value is None:
+        return None
+    try:
+        return str(shards.parse(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--shard") from None
+
+
+def parse_engines_mode(value: str | None, engines: list[str] | None) -> str | None:
+    """`--engines compare|spread`; compare when several engines are given without it."""
+    from harness.bench.multi import COMPARE, MODES
+
+    if value is not None and value not in MODES:
+        raise typer.BadParameter(f"{value!r}: compare or spread", param_hint="--engines")
+    if len(engines or ()) < 2:
+        if value is not None:
+            raise typer.BadParameter(f"{value} needs two or more --engine",
+                                     param_hint="--engines")
+        return None
+    return value or COMPARE
 
 
 def parse_health_path(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ import json
 import signal
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -95,6 +95,17 @@ KeepImagesOpt = Annotated[bool, typer.Option(
 SecretArgOpt = Annotated[list[str] | None, typer.Option(
     "--secret-arg", help="A build arg to mask in results, logs and reports (besides names "
                          "containing TOKEN, SECRET, PASSWORD, PASSWD or API_KEY).")]
+EngineOpt = Annotated[list[str] | None, typer.Option(
+    "--engine", help="NAME=DOCKER_HOST of an engine to measure on (repeatable; unix://, "
+                     "tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://). Default: "
+                     "DOCKER_HOST or the default socket.")]
+EnginesModeOpt = Annotated[str | None, typer.Option(
+    "--engines", help="With several --engine: compare (every variant on every engine, one "
+                      "engine at a time; the default) or spread (each variant on one engine, "
+                      "the engines at once).")]
+ShardOpt = Annotated[str | None, typer.Option(
+    "--shard", help="K/N: measure only the K-th of N parts of the (variant, engine) jobs, "
+                    "the same split on every machine; `harness merge` joins the parts.")]
 ResumeOpt = Annotated[Path | None, typer.Option(
     "--resume", help="Complete this run (a run directory, or a run id under ./results): "
                      "measure only the variants it lacks.")]
@@ -133,6 +144,9 @@ def run_cmd(
     cold_pull: ColdPullOpt = True,
     keep_images: KeepImagesOpt = True,
     secret_arg: SecretArgOpt = None,
+    engine_spec: EngineOpt = None,
+    engines_mode: EnginesModeOpt = None,
+    shard: ShardOpt = None,
     resume: ResumeOpt = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print a JSON summary on stdout; the tables and notes go to stderr.")] = False,
@@ -144,7 +158,8 @@ def run_cmd(
                         warmup=warmup, builder=builder, timeout=timeout, runtime=runtime_check,
                         registry=use_registry, cold_pull=cold_pull, keep_images=keep_images,
                         secret_arg=secret_arg, port=port, health_path=health_path,
-                        env=env, build_arg=build_arg)
+                        env=env, build_arg=build_arg, engines=engine_spec,
+                        engines_mode=engines_mode, shard=shard)
     ready = _prepare(given, resume, check, budgets_file)
     run_dir, record, code = _execute(ready)  # the typed run, as results.json holds it
     if ready.manifest_warnings:
@@ -161,21 +176,25 @@ def run_cmd(
 
 @dataclass
 class _Ready:
-    """A run about to start: its options, variants and engine."""
+    """A run about to start: its options, variants, engines and jobs."""
     opts: RunOptions
     variants: list
     variants_dir: Path
     manifest_warnings: list[str]
     baseline: dict | None
-    client: object
+    client: object  # the first engine's
+    targets: list = field(default_factory=list)  # multi.Target, one per engine
+    clients: dict = field(default_factory=dict)  # engine name -> its client
+    jobs: list = field(default_factory=list)  # shards.Job: what this run measures
 
 
 def _prepare(given: RunOptions, resume: Path | None, check: bool,
              budgets_file: Path | None) -> _Ready:
     """Everything that can fail before a build does, each failure one line and exit 1."""
-    from harness import engine
-
     try:
+        if resume is not None and given.engines:
+            raise HarnessError("--resume completes a run on the engine it was measured on; "
+                               "leave out --engine")
         opts = resumed(run_path(resume, given.out), given) if resume is not None else given
         if "buildkit" in opts.builders:
             from harness.engine.buildkit import available
@@ -194,10 +213,78 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
 
             budgets.load_budgets(budgets_file or chosen.variants_dir)  # a bad budget fails before building
             baseline = _baseline(opts.out)
-        client = engine.connect()
+        targets = _targets(opts)
+        jobs, opts = _jobs(opts, variants, targets)
+        clients = _connect(targets, {j.engine for j in jobs})
     except HarnessError as exc:
         raise fail_for(exc) from None
-    return _Ready(finished(opts, warnings), variants, chosen.variants_dir, warnings, baseline, client)
+    measured = {j.variant for j in jobs}
+    return _Ready(finished(opts, warnings), [v for v in variants if v.name in measured],
+                  chosen.variants_dir, warnings, baseline, next(iter(clients.values())),
+                  targets, clients, jobs)
+
+
+def _targets(opts: RunOptions) -> list:
+    """The engines to measure on: each --engine, else the default one."""
+    from harness.bench.multi import Target
+    from harness.bench.shards import DEFAULT_ENGINE
+    from harness.engine.discovery import parse_spec
+
+    targets: list[Target] = []
+    for spec in opts.engines:
+        try:
+            ref = parse_spec(spec)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        if any(t.name == ref.name for t in targets):
+            raise BadInput(f"engine {ref.name}: named twice in --engine")
+        targets.append(Target(ref.name, ref.host))
+    return targets or [Target(DEFAULT_ENGINE, None)]
+
+
+def _jobs(opts: RunOptions, variants: list, targets: list) -> tuple[list, RunOptions]:
+    """The (variant, engine) jobs of this run, `--shard` applied; and the options with the
+    run's whole plan recorded. Balanced by the history's medians when there are some."""
+    from dataclasses import replace
+
+    from harness import store
+    from harness.bench import shards
+    from harness.bench.multi import SPREAD
+
+    names, engines = [v.name for v in variants], [t.name for t in targets]
+    history, _ = store.read_history(opts.out / store.HISTORY_FILE)
+    weights = shards.weights_from_history(history)
+    jobs = (shards.spread(names, engines, weights) if opts.engines_mode == SPREAD
+            else shards.jobs_of(names, engines))
+    if opts.shard:
+        shard = shards.parse(opts.shard)
+        jobs = shards.select(jobs, shard, weights)
+        if not jobs:
+            raise BadInput(f"--shard {shard}: no work in this shard ({len(names)} variant(s) "
+                           f"on {len(engines)} engine(s) over {shard.count} shards)")
+    return jobs, replace(opts, planned=tuple(names))
+
+
+def _connect(targets: list, wanted: set[str]) -> dict:
+    """A client of every engine with work, before any build: an engine that does not answer
+    is named in one line."""
+    from harness import engine
+
+    clients = {}
+    for t in targets:
+        if t.name not in wanted:
+            continue
+        try:
+            clients[t.name] = engine.connect(host=t.host)
+        except EngineUnavailable as exc:
+            if t.host is None:
+                raise
+            raise BadInput(f"engine {t.name}: {exc}") from None
+    return clients
+
+
+class BadInput(HarnessError):
+    """A bad --engine or --shard: exit 2."""
 
 
 def _baseline(out_dir: Path) -> dict | None:
@@ -230,6 +317,18 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if len(ready.clients) > 1:
+            return _execute_engines(ready)
+        if ready.targets[0].host is not None:  # one --engine: that engine, by its name
+            from harness.bench.engine_port import DockerEngine
+
+            t = ready.targets[0]
+            port = DockerEngine(ready.client, host=t.host, name=t.name)
+            plain = progress.PlainProgress(sys.stderr)
+            try:
+                return runner.execute(ready.client, ready.variants, ready.opts, plain, port=port)
+            finally:
+                plain.close()
         if not sys.stderr.isatty():  # a log: one line per build, a line every 30 s at least
             plain = progress.PlainProgress(sys.stderr)
             try:
@@ -246,6 +345,26 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
     except KeyboardInterrupt as exc:
         err.print("interrupted: partial results saved", highlight=False)
         raise typer.Exit(143 if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
+
+
+def _execute_engines(ready: _Ready) -> tuple[Path, Run, int]:
+    """Several engines: one plain progress line per build, each naming its engine."""
+    from harness.bench import multi
+
+    opened: list = []
+
+    def progress_for(target):
+        plain = progress.PlainProgress(sys.stderr)
+        opened.append(plain)
+        return multi.PrefixProgress(plain, target.name)
+
+    try:
+        return multi.execute(ready.targets, ready.jobs, ready.variants, ready.opts,
+                             ready.opts.engines_mode or multi.COMPARE,
+                             lambda t: ready.clients[t.name], progress_for)
+    finally:
+        for plain in opened:
+            plain.close()
 
 
 def summary(run: Run, run_dir: Path, code: int) -> dict:

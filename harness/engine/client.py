@@ -78,4 +78,9 @@ def open_client(host: str | None = None, timeout: int = 600) -> docker.DockerCli
     one of ENGINE_ERRORS."""
     if host is None:
         return docker.from_env(timeout=timeout)
+    if host.startswith(("tcp://", "https://")):
+        # TLS as the docker CLI does it: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem,
+        # cert.pem, key.pem) of the environment, for this host.
+        env = {**os.environ, "DOCKER_HOST": host}
+        return docker.DockerClient(timeout=timeout, **docker.utils.kwargs_from_env(environment=env))
     return docker.DockerClient(base_url=host, timeout=timeout)

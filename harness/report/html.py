@@ -28,7 +28,15 @@ import pandas as pd
 
 from harness.analysis.sizes import engine_label
 from harness.model import FAILED, FAILED_AT_RUNTIME, RUNNING, Run, VariantResult
-from harness.report import build_tables, charts, environment, formatting, image_tables, verdict
+from harness.report import (
+    build_tables,
+    charts,
+    engines,
+    environment,
+    formatting,
+    image_tables,
+    verdict,
+)
 from harness.report import markdown as report
 from harness.report.units import human_size
 from harness.store import RESULTS_FILE
@@ -108,19 +116,26 @@ class Chart:
     draw: Callable  # (run, history entries) -> Figure | None
 
 
+# Each chart gets the whole run; those keyed by variant draw the first engine's rows of a
+# run that measured every variant on several engines (Run.primary).
 CHARTS = (
     Chart("sizes", "Final image size",
           "Uncompressed size per variant, as docker images shows it, and the share saved "
           "against the first variant; the compressed size beside it where it is known.",
-          lambda run, entries: charts.sizes(run)),
+          lambda run, entries: charts.sizes(run.primary())),
     Chart("composition", "Where the bytes go",
           "Each final image split into its runtime base image, dependencies (node_modules), "
           "application output and everything else.",
-          lambda run, entries: charts.composition(run)),
+          lambda run, entries: charts.composition(run.primary())),
     Chart("build_times", "Build time, every sample",
           "Each dot is one timed build; the box spans the middle half of the samples and its "
           "line is the median.",
-          lambda run, entries: charts.build_times(run)),
+          lambda run, entries: charts.build_times(run.primary())),
+    Chart("engines", "Size on each engine",
+          "Each variant's size on every engine it was measured on: the bar is the files in "
+          "its layers (the same definition everywhere), the tick what that engine's own "
+          "docker images shows.",
+          lambda run, entries: engines.chart(run)),
     Chart("trends", "Trends over the history",
           "Size and median cold build time of each variant in every run up to this one; "
           "triangles mark a changed base image, squares a changed Dockerfile.",
@@ -370,7 +385,8 @@ def charts_html(images: dict[str, bytes], run_dir: Path | None,
 
 
 LEAD_CHART = "sizes"  # drawn beside the verdict, so the answer and its evidence open the page
-OTHER_CHARTS = tuple(c.name for c in CHARTS if c.name != LEAD_CHART)
+ENGINES_CHART = "engines"  # in the Engines section, beside its table
+OTHER_CHARTS = tuple(c.name for c in CHARTS if c.name not in (LEAD_CHART, ENGINES_CHART))
 
 
 def lead_html(run: Run, images: dict[str, bytes], run_dir: Path | None) -> str:
@@ -385,6 +401,29 @@ def _other_charts_html(images: dict[str, bytes], run_dir: Path | None) -> str:
         return "<p>No charts.</p>"
     return (charts_html(images, run_dir, OTHER_CHARTS)
             or '<p class="note">The size chart is at the top.</p>')
+
+
+def engines_html(run: Run, images: dict[str, bytes], run_dir: Path | None) -> str:
+    """Several engines: side by side per variant (compare) and where each row was measured;
+    "" for a run on one engine."""
+    parts = []
+    if engines.compared(run):
+        parts += ['<h3 id="engines-compare">Engines side by side</h3>',
+                  figures_table(engines.comparison_frame(run), "engine-comparison",
+                                text_columns=("Variant", "Engine", "Product and store")),
+                  f'<p class="note">{inline_md(engines.COMPARE_NOTE)}</p>',
+                  '<p class="note">Where the engines disagree:</p>',
+                  lines_html([f"- {line}" for line in engines.why_lines(run)]),
+                  charts_html(images, run_dir, (ENGINES_CHART,))]
+    if engines.has_provenance(run):
+        parts += ['<h3 id="provenance">Where each row was measured</h3>',
+                  figures_table(engines.provenance_frame(run), "provenance",
+                                text_columns=("Engine", "Product and store", "Machine",
+                                              "Variant", "Part of run")),
+                  f'<p class="note">{inline_md(engines.PROVENANCE_NOTE)}</p>']
+    if not parts:
+        return ""
+    return '<h2 id="engines-section">Engines</h2>' + "".join(parts)
 
 
 BASE_COLUMNS = (("requested", "Requested"), ("status", "Status"), ("used_ref", "Used"),
@@ -507,17 +546,19 @@ def draw_images(run: Run, history_entries=None) -> dict[str, bytes]:
 def _meta(run: Run) -> list[str]:
     """The line under the title: variants and failures, when, where, which engine, commit."""
     variants = run.variants
+    names = run.engine_names()
+    where = (esc(engine_label(run.engine)) if len(names) < 2 else
+             f"{len(names)} engines: {esc(', '.join(names))}")
     failed = sum(v.status == FAILED for v in variants)
     at_runtime = sum(v.status == FAILED_AT_RUNTIME for v in variants)
     running = sum(v.status == RUNNING for v in variants)
     git = run.harness.git
-    return [f"{len(variants)} variant(s)"
+    return [f"{len({v.name for v in variants})} variant(s)"
             + (f', <strong class="failed">{failed} failed</strong>' if failed else "")
             + (f', <strong class="failed">{at_runtime} failed at runtime</strong>' if at_runtime else "")
             + (f", <strong>{running} still running</strong>" if running else ""),
             f"started {esc(run.created_utc)}",
-            f"on {esc(run.machine.hostname)} ({esc(run.machine.cpu_count)} CPUs)",
-            esc(engine_label(run.engine)),
+            f"on {esc(run.machine.hostname)} ({esc(run.machine.cpu_count)} CPUs)", where,
             f"commit {esc((git.commit or '')[:12] or None)}" + (" (dirty)" if git.dirty else "")]
 
 
@@ -526,12 +567,14 @@ def render(record: Run | dict, run_dir: Path | None, history_entries=None, *,
     """The whole page as a string. `images` (chart name -> PNG bytes) are embedded as they
     are; without them the charts are drawn from the run (and the history) in memory. An
     entry point: a results.json dict is read as the model."""
-    run = formatting.run_of(record)
+    full = formatting.run_of(record)
     if images is None:
-        images = draw_images(run, history_entries)
+        images = draw_images(full, history_entries)
+    run = full.primary()  # the sections keyed by variant: one row per variant
     run_id = run.run_id
-    meta = _meta(run)
-    sections = [("build-times-section", "Build times", build_times_html(run)),
+    meta = _meta(full)
+    sections = [("engines-section", "Engines", engines_html(full, images, run_dir)),
+                ("build-times-section", "Build times", build_times_html(run)),
                 ("context-section", "Context", context_html(run)),
                 ("shipping-section", "Shipping", shipping_html(run)),
                 ("runtime-section", "Runtime", runtime_html(run)),

@@ -66,6 +66,7 @@ from harness.report.build_tables import (
     scenario_tables,
     variant_build_rows,
 )
+from harness.report.engines import engine_lines
 from harness.report.formatting import (
     STANDIN_MARK,
     contents_of,
@@ -435,7 +436,7 @@ def table_lines(record: Run | dict) -> list[str]:
     """table.md, as lines: the article's table alone, with what its figures mean, the
     stand-ins it was measured on and the engine (an entry point: a results.json dict is
     read as the model)."""
-    run = run_of(record)
+    run = run_of(record).primary()
     df = frame(run)
     if df.empty:
         return ["No variants were measured."]
@@ -453,13 +454,14 @@ def _article_table(run: Run, df: pd.DataFrame) -> list[str]:
 def markdown_lines(record: Run | dict) -> list[str]:
     """report.md, as lines: the verdict, then the article's table and every section of the
     page (an entry point: a results.json dict is read as the model)."""
-    run = run_of(record)
+    full = run_of(record)
+    run = full.primary()  # the tables keyed by variant: one row per variant
     df = frame(run)
     if df.empty:
         return ["No variants were measured."]
     lines = [f"# Which Dockerfile to ship: run {run.run_id}", "", *verdict_lines(run), "",
              "## Sizes", "", *_article_table(run, df)]
-    for section in (build_time_lines(run), context_lines(run), shipping_lines(run),
+    for section in (engine_lines(full), build_time_lines(run), context_lines(run), shipping_lines(run),
                     runtime_lines(run)):
         if section:
             lines += [""] + section

@@ -53,8 +53,8 @@ def write_outputs(record: Run | dict, run_dir: Path,
                   run_dir / html.INDEX, [], run_dir / BUILD_TIMES_CSV, run_dir / REPORT_MD)
     write_atomic(out.table, "\n".join(table_lines(run)) + "\n")
     write_atomic(out.report, "\n".join(markdown_lines(run)) + "\n")
-    write_atomic(out.csv, csv_text(run))
-    write_atomic(out.build_times_csv, build_times_csv_text(run))
+    write_atomic(out.csv, csv_text(run.primary()))
+    write_atomic(out.build_times_csv, build_times_csv_text(run.primary()))
     entries = html.history_until(run, history)
     images: dict[str, bytes] = {}
     for chart in html.CHARTS:
