@@ -234,7 +234,7 @@ def running(client: docker.DockerClient | None = None, **kwargs) -> Iterator[Reg
 def _consume(stream: Iterator[dict], what: str) -> list[dict]:
     messages = []
     for message in stream:
-        if "error" in message:
+        if message.get("error"):
             raise HarnessError(f"{what} failed: {message['error']}")
         messages.append(message)
     return messages
@@ -263,10 +263,13 @@ def _plain_http(client: docker.DockerClient, action: str, repository: str, tag: 
     """Podman's push or pull over plain HTTP: its compatible API takes `tlsVerify`, which the
     SDK does not send; asked through the SDK's session, the stream read as the SDK reads it."""
     api = client.api
-    path = f"images/{repository}/push" if action == "push" else "images/create"
+    path = f"images/{repository}/push"
     params = {"tag": tag, "tlsVerify": "false"}
     if action == "pull":
-        params["fromImage"] = repository
+        # The compatible pull (images/create) ignores tlsVerify in Podman 4; its own
+        # endpoint honours it, and streams {"stream"}, {"error"} and {"images"} lines.
+        path, params = "libpod/images/pull", {"reference": f"{repository}:{tag}",
+                                               "tlsVerify": "false"}
     response = api.post(f"{api.base_url}/v{api.api_version}/{path}", params=params, stream=True,
                         timeout=None)
     response.raise_for_status()
