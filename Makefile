@@ -5,11 +5,15 @@ BIN    := $(VENV)/bin
 REPEAT ?= 3
 ARGS   ?=
 NODE   ?=  # the bundled variants' Node.js major (default 20); NODE=24 writes to results/node24
+SHARD  ?=  # K/N: measure the K-th of N parts (writes to results/shard-K); `make merge` joins them
 
-.PHONY: bench test lint setup engine browser engines engines-stop engines-status bases report list clean-venv
+.PHONY: bench merge test lint setup engine browser engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
-	$(BIN)/harness run --repeat $(REPEAT) $(if $(strip $(NODE)),--build-arg NODE=$(strip $(NODE)) --out results/node$(strip $(NODE))) $(ARGS)
+	$(BIN)/harness run --repeat $(REPEAT) $(if $(strip $(NODE)),--build-arg NODE=$(strip $(NODE)) --out results/node$(strip $(NODE))) $(if $(strip $(SHARD)),--shard $(strip $(SHARD)) --out $(RESULTS)/shard-$(firstword $(subst /, ,$(strip $(SHARD))))) $(ARGS)
+
+merge: setup  ## join the shards' runs ($(RESULTS)/shard-*) into one run in $(RESULTS)
+	$(BIN)/harness merge $(sort $(wildcard $(RESULTS)/shard-*)) --out $(RESULTS)
 
 test: setup engine browser  ## every test, against a real engine (and Chromium for the report)
 	$(BIN)/pytest $(ARGS)

@@ -8,12 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import FIXTURES, ROOT, require
 
 from harness.report.writer import write_outputs
-from harness.store import load_run
+from harness.store import load_run, save
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -33,7 +34,8 @@ def test_actionlint_passes_on_both_workflows():
 # The oldest major of each action that runs on a supported runtime (node24); older
 # majors run on node20, which GitHub deprecated.
 MIN_MAJOR = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 5,
-             "actions/upload-pages-artifact": 4, "actions/deploy-pages": 5}
+             "actions/upload-pages-artifact": 4, "actions/deploy-pages": 5,
+             "actions/download-artifact": 5}
 
 
 def _text(name: str) -> str:
@@ -53,13 +55,18 @@ def test_workflow_triggers_and_the_work_they_do():
     assert re.search(r"^on:\s*\n\s+schedule:", nightly, re.M) and "workflow_dispatch:" in nightly
     assert re.search(r"^on:\s*\n\s+pull_request:", pr, re.M)
     def runs(text: str, target: str) -> bool:  # `run: make X`, or through sudo
-        return re.search(rf"run: (sudo .*)?make {target}$", text, re.M) is not None
+        return re.search(rf"run: (sudo .*)?make {target}( |$)", text, re.M) is not None
 
-    for target in ("history-restore", "bench", "history-publish", "site", "budgets"):
+    for target in ("history-restore", "bench", "merge", "history-publish", "site", "budgets"):
         assert runs(nightly, target), target
     assert "actions/upload-pages-artifact@" in nightly and "actions/deploy-pages@" in nightly
-    for target in ("baseline-restore", "bench", "pr-compare", "budgets"):
+    for target in ("baseline-restore", "bench", "merge", "pr-compare", "budgets"):
         assert runs(pr, target), target
+    # Both shard the bench over a matrix and merge the shards' artifacts in one job.
+    for text in (nightly, pr):
+        assert re.search(r'shard: \["1/2", "2/2"\]', text)
+        assert "make bench SHARD=${{ matrix.shard }}" in text
+        assert "actions/download-artifact@" in text and "pattern: shard-*" in text
     # the bench runs as root on hosted runners: the cold pull's empty engine needs it
     for text in (nightly, pr):
         assert re.search(r'run: sudo --preserve-env=CI\S* env "PATH=\$PATH" make bench', text)
@@ -132,6 +139,25 @@ def test_workflow_make_targets_run_locally(tmp_path):
     text = compare.read_text()
     assert "| Variant |" in text and "This run's table" in text
     assert (results / "latest" / "table.md").read_text() in text
+
+
+def test_shards_bench_apart_and_merge_with_make(tmp_path):
+    """`make bench SHARD=K/N` writes results/shard-K; `make merge` joins the shards."""
+    proc = _make(ROOT, "bench", "-n", SHARD="2/3", RESULTS="r")
+    assert "--shard 2/3 --out r/shard-2" in proc.stdout, proc.stdout + proc.stderr
+    run = load_run(FIXTURES / "run")
+    results = tmp_path / "results"
+    names = [v.name for v in run.variants]
+    for k, part in enumerate((names[:1], names[1:]), 1):
+        d = results / f"shard-{k}" / f"2026112{k}T120000Z"
+        d.mkdir(parents=True)
+        save(d, replace(run, run_id=d.name, variants=[v for v in run.variants if v.name in part],
+                        settings=replace(run.settings, shard=f"{k}/2", planned=names)))
+    proc = _make(ROOT, "merge", RESULTS=str(results))
+    merged = load_run(results / "latest")
+    assert [v.name for v in merged.variants] == names, proc.stdout + proc.stderr
+    assert [v.measured_on.shard for v in merged.variants] == ["1/2", "2/2", "2/2"]
+    assert (results / "latest" / "index.html").is_file()
 
 
 def test_a_pull_request_before_the_first_nightly_still_gets_the_runs_table(tmp_path):
