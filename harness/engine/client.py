@@ -75,12 +75,30 @@ def why(exc: BaseException, limit: int = 200) -> str:
 def open_client(host: str | None = None, timeout: int = 600) -> docker.DockerClient:
     """A client for `host` (a DOCKER_HOST URL), or for the engine from_env finds when None.
     The SDK asks the engine its API version here: an engine that does not answer raises
-    one of ENGINE_ERRORS."""
+    one of ENGINE_ERRORS. A tcp:// host takes TLS as the docker CLI does: DOCKER_TLS_VERIFY
+    and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) of the environment."""
+    env = dict(os.environ) if host is None else {**os.environ, "DOCKER_HOST": host}
+    kwargs = docker.utils.kwargs_from_env(environment=env)
+    if kwargs.get("tls"):
+        return _tls_client(kwargs, timeout)
     if host is None:
         return docker.from_env(timeout=timeout)
-    if host.startswith(("tcp://", "https://")):
-        # TLS as the docker CLI does it: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem,
-        # cert.pem, key.pem) of the environment, for this host.
-        env = {**os.environ, "DOCKER_HOST": host}
-        return docker.DockerClient(timeout=timeout, **docker.utils.kwargs_from_env(environment=env))
     return docker.DockerClient(base_url=host, timeout=timeout)
+
+
+def _tls_client(kwargs: dict, timeout: int) -> docker.DockerClient:
+    """A client that checks the engine against its own CA only. requests lets
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE replace the CA a session was given
+    (psf/requests#5209), and the SDK's version negotiation runs inside its constructor;
+    so the version is asked first by a client that ignores the environment, and the real
+    client is made with it."""
+    probe = docker.APIClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION,
+                             timeout=timeout, **kwargs)
+    probe.trust_env = False  # also keeps HTTPS_PROXY away from the engine's own address
+    try:
+        version = probe.version(api_version=False)["ApiVersion"]
+    finally:
+        probe.close()
+    client = docker.DockerClient(version=version, timeout=timeout, **kwargs)
+    client.api.trust_env = False
+    return client
