@@ -60,8 +60,6 @@ def _fatal(runs: Sequence[Run]) -> list[str]:
                 out.append(f"variant {v.name} on engine {key[1]} is in runs {rows[key]} and "
                            f"{run.run_id}; measure it in one of them only")
             rows.setdefault(key, run.run_id)
-    if len(runs) < 2:
-        out.append("give at least two runs to merge")
     return out
 
 

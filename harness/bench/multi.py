@@ -77,38 +77,54 @@ def execute(targets: Sequence[Target], jobs: Sequence[Job], variants: Sequence[V
     measured is kept, and the run exits 1."""
     now = store.utc_now()
     run_dir = store.new_run_dir(opts.out, now)
-    by_name = {v.name: v for v in variants}
-    work = [(t, [by_name[j.variant] for j in jobs if j.engine == t.name]) for t in targets]
-    work = [(t, vs) for t, vs in work if vs]
-
-    def one(target: Target, chosen: list[Variant]) -> Part:
-        part_opts = dataclasses.replace(
-            opts, out=run_dir / PARTS_DIR / target.name,
-            selection=dataclasses.replace(opts.selection, names=tuple(v.name for v in chosen)),
-            cold_pull=opts.cold_pull and mode == COMPARE)  # one empty engine per machine
-        try:
-            client = connect(target)
-            port = DockerEngine(client, host=target.host, name=target.name)
-            _, part, _ = runner.execute(client, chosen, part_opts, progress_for(target), port=port)
-        except HarnessError as exc:
-            return Part(target, _newest_part(part_opts.out), f"engine {target.name}: {exc}")
-        return Part(target, part)
-
-    if mode == SPREAD and len(work) > 1:
-        with ThreadPoolExecutor(max_workers=len(work)) as pool:
-            parts = list(pool.map(lambda tv: one(*tv), work))
-    else:
-        parts = [one(t, vs) for t, vs in work]
+    parts = _measure_parts(_work(targets, jobs, variants), run_dir, opts, mode, connect,
+                           progress_for)
     measured = [p.run for p in parts if p.run is not None]
+    errors = [p.error for p in parts if p.error]
     if not measured:
-        raise HarnessError("; ".join(p.error for p in parts if p.error) or "nothing measured")
+        raise HarnessError("; ".join(errors) or "nothing measured")
     merged = _merged(measured, run_dir, now, opts, mode)
     store.save(run_dir, merged)
     store.append_history(opts.out / store.HISTORY_FILE,
                          [HistoryEntry.of(merged, v) for v in merged.primary().variants])
-    errors = [p.error for p in parts if p.error]
-    failed = errors or any(v.status != "ok" for v in merged.variants)
-    return run_dir, merged, 1 if failed else 0
+    failed = bool(errors) or any(v.status != "ok" for v in merged.variants)
+    return run_dir, merged, int(failed)
+
+
+def _work(targets: Sequence[Target], jobs: Sequence[Job],
+          variants: Sequence[Variant]) -> list[tuple[Target, list[Variant]]]:
+    """Each engine with work, and its variants in the run's order."""
+    by_name = {v.name: v for v in variants}
+    work = [(t, [by_name[j.variant] for j in jobs if j.engine == t.name]) for t in targets]
+    return [(t, vs) for t, vs in work if vs]
+
+
+def _measure_parts(work, run_dir: Path, opts: RunOptions, mode: str, connect: Connect,
+                   progress_for: ProgressFor) -> list[Part]:
+    """compare: one engine after the other; spread: the engines at once."""
+    def one(pair: tuple[Target, list[Variant]]) -> Part:
+        return _measure_part(*pair, run_dir, opts, mode, connect, progress_for)
+
+    if mode == SPREAD and len(work) > 1:
+        with ThreadPoolExecutor(max_workers=len(work)) as pool:
+            return list(pool.map(one, work))
+    return [one(pair) for pair in work]
+
+
+def _measure_part(target: Target, chosen: list[Variant], run_dir: Path, opts: RunOptions,
+                  mode: str, connect: Connect, progress_for: ProgressFor) -> Part:
+    """One engine's share, as a run of its own under the run directory."""
+    part_opts = dataclasses.replace(
+        opts, out=run_dir / PARTS_DIR / target.name,
+        selection=dataclasses.replace(opts.selection, names=tuple(v.name for v in chosen)),
+        cold_pull=opts.cold_pull and mode == COMPARE)  # one empty engine per machine
+    try:
+        client = connect(target)
+        port = DockerEngine(client, host=target.host, name=target.name)
+        _, part, _ = runner.execute(client, chosen, part_opts, progress_for(target), port=port)
+    except HarnessError as exc:
+        return Part(target, _newest_part(part_opts.out), f"engine {target.name}: {exc}")
+    return Part(target, part)
 
 
 def _merged(parts: list[Run], run_dir: Path, now, opts: RunOptions, mode: str) -> Run:

@@ -12,7 +12,7 @@ from harness.errors import ExitCode, HarnessError
 from harness.model import HistoryEntry
 
 RunsArg = Annotated[list[str], typer.Argument(
-    help=f"Two or more runs: each {RUN_HELP}, or a results directory (its newest run).",
+    help=f"The runs: each {RUN_HELP}, or a results directory (its newest run).",
     show_default=False)]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", "-f", help="Merge runs of different harness versions, Dockerfiles or base "

@@ -375,7 +375,8 @@ def summary(run: Run, run_dir: Path, code: int) -> dict:
 
     return {"run_id": run.run_id, "run_dir": str(run_dir), "exit_code": int(code),
             "engine": run.engine.name, "variants": [
-                {"name": v.name, "label": v.label, "status": v.status, "error": v.error,
+                {"name": v.name, "label": v.label, "engine": v.engine_name or run.engine.name,
+                 "status": v.status, "error": v.error,
                  "size_bytes": v.image.size_bytes if v.image else None,
                  "layer_count": v.image.layer_count if v.image else None,
                  "compressed_size_bytes": v.compressed_size_bytes,

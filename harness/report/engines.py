@@ -83,39 +83,53 @@ def comparison_frame(run: Run) -> pd.DataFrame:
 
 def why_lines(run: Run) -> list[str]:
     """Why the engines' figures differ, one line per cause found in this run."""
-    lines: list[str] = []
     by_variant: dict[str, list[VariantResult]] = {}
     for v in run.variants:
         if v.image is not None:
             by_variant.setdefault(v.name, []).append(v)
     kinds = {v.engine_name: store_kind(_engine(run, v)) for vs in by_variant.values() for v in vs}
+    lines = _store_lines(kinds)
+    for vs in by_variant.values():
+        lines += _variant_lines(vs)
+    return lines or ["The engines agree on every variant's size and layers."]
+
+
+def _store_lines(kinds: dict) -> list[str]:
+    """What each kind of image store counts in its own size."""
+    def named(kind: str) -> str:
+        return ", ".join(sorted(str(n) for n, k in kinds.items() if k == kind))
+    lines = []
     if "containerd" in kinds.values():
         lines.append("The containerd image store's `docker images` counts the content store's "
                      "blobs (the layers as stored, compressed when pulled) beside the unpacked "
-                     "layers, so it shows more than the files: engine(s) "
-                     + ", ".join(sorted(n for n, k in kinds.items() if k == "containerd")) + ".")
+                     f"layers, so it shows more than the files: engine(s) {named('containerd')}.")
     if "podman" in kinds.values():
         lines.append("Podman's size is the layer tars with the image's config and manifest: "
-                     "engine(s) " + ", ".join(sorted(n for n, k in kinds.items() if k == "podman"))
-                     + ".")
-    for name, vs in by_variant.items():
-        sizes = {v.engine_name: v.image.size_bytes for v in vs}
-        layers = {v.engine_name: v.image.layer_count for v in vs}
-        if len(set(layers.values())) > 1:
-            lines.append(f"{label_of(vs[0])}: the builders made different layers ("
-                         + ", ".join(f"{e}: {n}" for e, n in layers.items()) + "), so the sizes "
-                         "differ too: a builder's own steps (Podman's, BuildKit's) leave other "
-                         "layers than Docker's classic builder.")
-        elif len(set(sizes.values())) > 1:
-            lines.append(f"{label_of(vs[0])}: the same layers hold different bytes ("
-                         + ", ".join(f"{e}: {human_size(s)}" for e, s in sizes.items())
-                         + "): files a build step wrote differ (timestamps, caches).")
-        packed = {v.engine_name: v.compressed_size_bytes for v in vs if v.compressed_size_bytes}
-        if len(packed) > 1 and max(packed.values()) > 1.01 * min(packed.values()):
-            lines.append(f"{label_of(vs[0])}: the compressed sizes differ by more than 1 % ("
-                         + ", ".join(f"{e}: {human_size(s)}" for e, s in packed.items())
-                         + "): each engine gzips its layers when it pushes, with its own settings.")
-    return lines or ["The engines agree on every variant's size and layers."]
+                     f"engine(s) {named('podman')}.")
+    return lines
+
+
+def _variant_lines(vs: list[VariantResult]) -> list[str]:
+    """Where one variant's images differ between engines: layers, bytes, compression."""
+    lines = []
+    label = label_of(vs[0])
+    sizes = {v.engine_name: v.image.size_bytes for v in vs}
+    layers = {v.engine_name: v.image.layer_count for v in vs}
+    if len(set(layers.values())) > 1:
+        lines.append(f"{label}: the builders made different layers ("
+                     + ", ".join(f"{e}: {n}" for e, n in layers.items()) + "), so the sizes "
+                     "differ too: a builder's own steps (Podman's, BuildKit's) leave other "
+                     "layers than Docker's classic builder.")
+    elif len(set(sizes.values())) > 1:
+        lines.append(f"{label}: the same layers hold different bytes ("
+                     + ", ".join(f"{e}: {human_size(s)}" for e, s in sizes.items())
+                     + "): files a build step wrote differ (timestamps, caches).")
+    packed = {v.engine_name: v.compressed_size_bytes for v in vs if v.compressed_size_bytes}
+    if len(packed) > 1 and max(packed.values()) > 1.01 * min(packed.values()):
+        lines.append(f"{label}: the compressed sizes differ by more than 1 % ("
+                     + ", ".join(f"{e}: {human_size(s)}" for e, s in packed.items())
+                     + "): each engine gzips its layers when it pushes, with its own settings.")
+    return lines
 
 
 def provenance_frame(run: Run) -> pd.DataFrame:

@@ -88,7 +88,8 @@ table.verdict th{background:transparent;font-weight:600}table.verdict td:last-ch
 """
 
 # Marks the <body> once the page has loaded: how many images it has and how many decoded,
-# how many rows the summary table has, where the verdict and the first chart end (px from
+# how many rows the summary table has (and the engine tables, whether the engines' chart
+# decoded), where the verdict and the first chart end (px from
 # the top) and which tables are wider than the page's column (what a headless browser, and
 # the tests, read).
 LOAD_SCRIPT = (
@@ -98,6 +99,10 @@ LOAD_SCRIPT = (
     "-parseFloat(getComputedStyle(document.body).paddingRight);"
     "b.imagesTotal=i.length;b.imagesLoaded=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
     "b.summaryRows=document.querySelectorAll('#summary tbody tr').length;"
+    "b.engineRows=document.querySelectorAll('#engine-comparison tbody tr').length;"
+    "b.provenanceRows=document.querySelectorAll('#provenance tbody tr').length;"
+    "const ec=document.querySelector('#chart-engines img');"
+    "b.engineChart=ec&&ec.complete&&ec.naturalWidth>0?'1':'0';"
     "b.verdictEnd=end(document.getElementById('verdict'));"
     "b.firstChartEnd=end(document.querySelector('figure img'));"
     "b.column=Math.round(col);"

@@ -249,7 +249,7 @@ def check_main(run: Run | dict, source: Path | None,
     budgets = load_budgets(source)
     if not budgets:
         return [f"error: --check: no budgets are defined in {source}"], ExitCode.BAD_INPUT
-    run = run_of(run)
+    run = run_of(run).primary()  # several engines: the first one's rows
     outcomes = _assess(run, budgets, _baseline(baseline))
     breaches = [b for result, b in outcomes if result == BREACH]
     lines = [f"budget exceeded: {b.line()}" for b in breaches]

@@ -270,7 +270,7 @@ def _times(before: Facts, after: Facts, factor: float, alpha: float) -> tuple[Ti
 def compare(baseline: Run | dict, current: Run | dict, factor: float = DEFAULT_FACTOR,
             alpha: float = DEFAULT_ALPHA) -> list[Row]:
     """One row per variant name: the current run's order, then variants it no longer has."""
-    before, after = run_of(baseline), run_of(current)
+    before, after = run_of(baseline).primary(), run_of(current).primary()  # a row per variant
     old = {v.name: facts(before, v) for v in before.variants}
     new = {v.name: facts(after, v) for v in after.variants}
     names = list(new) + [n for n in old if n not in new]
