@@ -3,6 +3,7 @@ a run records (what --resume reads back), and usage errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -115,6 +116,10 @@ def test_a_bad_option_value_is_a_one_line_usage_error(args, message):
     assert len(errors) == 1 and message in errors[0]
 
 
+class _Calls(list):
+    ports: list
+
+
 @pytest.fixture
 def fake_bench(tmp_path, monkeypatch):
     """`harness run` with the engine and the bench replaced: the fixture run's record is
@@ -123,10 +128,12 @@ def fake_bench(tmp_path, monkeypatch):
     from harness.bench import runner
 
     run = store.load_run(FIXTURE_RUN)
-    given = []
+    given = _Calls()
+    ports = []  # the EnginePort each run was given (None: the default engine's)
 
-    def execute(client, variants, opts, progress=None):
+    def execute(client, variants, opts, progress=None, port=None):
         given.append((opts, [v.name for v in variants]))
+        ports.append(port)
         run_dir = opts.resume or tmp_path / "out" / "20261126T120000Z"
         run_dir.mkdir(parents=True, exist_ok=True)
         store.save(run_dir, run)
@@ -135,6 +142,7 @@ def fake_bench(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "connect", lambda **kwargs: object())
     monkeypatch.setattr(runner, "execute", execute)
     before = signal.getsignal(signal.SIGTERM)  # `harness run` handles SIGTERM like Ctrl-C
+    given.ports = ports
     yield given
     signal.signal(signal.SIGTERM, before)
 
@@ -267,6 +275,31 @@ def test_list_json_is_the_only_thing_on_stdout(tmp_path):
     assert rows[0]["problem"] is None and rows[0]["bases"] == {}
     assert "unknown instruction RUNN" in rows[1]["problem"]
     assert proc.returncode == 1 and "typo" in proc.stderr
+
+
+def test_a_shard_with_work_on_one_engine_runs_on_that_engine(tmp_path, fake_bench):
+    # One variant on two engines: shard 1/2 is (variant, a), shard 2/2 (variant, b).
+    args = ["run", "single-node20", "-o", str(tmp_path / "out"), "-r", "1", "-s", "cold",
+            "--no-registry", "--engine", "a=unix:///run/a.sock", "--engine",
+            "b=unix:///run/b.sock", "--shard", "2/2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    opts, names = fake_bench[-1]
+    assert names == ["single-node20"] and opts.shard == "2/2" and opts.planned == ("single-node20",)
+    port = fake_bench.ports[-1]
+    assert (port.name, port.host) == ("b", "unix:///run/b.sock")
+
+
+def test_resume_refuses_a_merged_run(tmp_path, fake_bench):
+    from harness import store
+
+    run = store.load_run(FIXTURE_RUN)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    store.save(merged, dataclasses.replace(run, merged_from=["a", "b"]))
+    result = CliRunner().invoke(app, ["run", "--resume", str(merged), "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "resume its parts, then merge" in result.output
+    assert not fake_bench
 
 
 def test_run_json_prints_only_the_summary_on_stdout(tmp_path, fake_bench):

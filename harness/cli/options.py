@@ -114,8 +114,12 @@ def resumed(run_dir: Path, given: RunOptions) -> RunOptions:
     """The options that complete `run_dir` (a run directory or its results.json): the run's
     own settings, written beside it."""
     from harness import store
+    from harness.errors import HarnessError
 
     previous = store.load_run(run_dir)  # HarnessError when there is no run to complete
+    if previous.merged_from or len(previous.settings.engines or ()) > 1:
+        raise HarnessError(f"{run_dir}: a run of several engines or a merge of runs; --resume "
+                           f"completes a run of one engine (resume its parts, then merge)")
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
     return options_from_settings(previous.settings,
                                  replace(given, resume=run_dir, out=run_dir.parent))

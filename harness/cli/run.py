@@ -215,7 +215,8 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
             baseline = _baseline(opts.out)
         targets = _targets(opts)
         jobs, opts = _jobs(opts, variants, targets)
-        clients = _connect(targets, {j.engine for j in jobs})
+        targets = [t for t in targets if any(j.engine == t.name for j in jobs)]  # with work
+        clients = _connect(targets)
     except HarnessError as exc:
         raise fail_for(exc) from None
     measured = {j.variant for j in jobs}
@@ -265,15 +266,13 @@ def _jobs(opts: RunOptions, variants: list, targets: list) -> tuple[list, RunOpt
     return jobs, replace(opts, planned=tuple(names))
 
 
-def _connect(targets: list, wanted: set[str]) -> dict:
-    """A client of every engine with work, before any build: an engine that does not answer
-    is named in one line."""
+def _connect(targets: list) -> dict:
+    """A client of every engine, before any build: an engine that does not answer is named
+    in one line."""
     from harness import engine
 
     clients = {}
     for t in targets:
-        if t.name not in wanted:
-            continue
         try:
             clients[t.name] = engine.connect(host=t.host)
         except EngineUnavailable as exc:
