@@ -542,12 +542,22 @@ class Run:
 
     def primary(self) -> Run:
         """The run that tables keyed by variant show: with several engines measuring each
-        variant (`--engines compare`), the first engine's rows; else the run itself."""
-        names = self.engine_names()
+        variant (`--engines compare`), one row per variant, from the earliest engine (in
+        `engine_names` order) that has it; else the run itself."""
         rows = [v.name for v in self.variants]
-        if len(names) < 2 or len(rows) == len(set(rows)):
+        if len(rows) == len(set(rows)):
             return self
-        return self.on_engine(names[0])
+        rank = {name: i for i, name in enumerate(self.engine_names())}
+        chosen: dict[str, VariantResult] = {}
+        for v in self.variants:
+            have = chosen.get(v.name)
+            if have is None or rank.get(v.engine_name, len(rank)) < rank.get(
+                    have.engine_name, len(rank)):
+                chosen[v.name] = v
+        first = next(iter(rank), None)
+        engine = (self.engines or {}).get(first, self.engine) if first else self.engine
+        return dataclasses.replace(self, engine=engine, variants=[
+            v for v in self.variants if chosen[v.name] is v])
 
     @classmethod
     def from_json(cls, data: dict) -> Run:
@@ -598,7 +608,8 @@ class HistoryEntry:
         """The line of `variant` in `run`: what `harness compare` and the history compare."""
         image, git = variant.image, run.harness.git
         return cls(
-            run_id=run.run_id, created_utc=run.created_utc, hostname=run.machine.hostname,
+            run_id=run.run_id, created_utc=run.created_utc,
+            hostname=(variant.measured_on and variant.measured_on.hostname) or run.machine.hostname,
             git_commit=git.commit, git_dirty=git.dirty, variant=variant.name,
             label=variant.label or variant.name, status=variant.status,
             dockerfile_sha256=variant.dockerfile_sha256, context_sha256=variant.context_sha256,

@@ -132,3 +132,39 @@ def test_engine_descriptions_are_kept_by_name(recorded):
     merged = merge.merge([a, b], run_id="m", created_utc=recorded.created_utc)
     assert isinstance(merged.engines["b"], Engine)
     assert merged.on_engine("b").engine.server_version == "20.10.24"
+
+
+def test_an_incomplete_or_differently_measured_set_is_refused(recorded):
+    names = [v.name for v in recorded.variants]
+    one = _part(recorded, "r1", names[:1], "default", shard="1/3")
+    two = _part(recorded, "r2", names[1:], "default", shard="2/3")
+    assert merge.problems([one, two]) == [
+        "shard(s) 3/3 missing: the merged run would lack their variants"]
+    other = _part(recorded, "r3", names[1:], "default", shard="2/2")
+    assert "different splits" in merge.problems([one, other])[0]
+    slower = dataclasses.replace(two, settings=dataclasses.replace(two.settings, shard=None,
+                                                                    repeat=9))
+    first = dataclasses.replace(one, settings=dataclasses.replace(one.settings, shard=None))
+    assert merge.problems([first, slower]) == [
+        f"runs r1 and r2 were measured differently: repeat {recorded.settings.repeat!r} "
+        "against 9"]
+    unfinished = dataclasses.replace(first, finished_utc=None)
+    assert "did not finish" in merge.problems([unfinished, slower], force=False)[0]
+    assert merge.problems([unfinished, slower], force=True) == []
+    # Two shards started in the same second: the same run id, but not the same run.
+    twin = dataclasses.replace(slower, run_id="r1", settings=first.settings)
+    assert merge.problems([first, twin]) == []
+
+
+def test_primary_keeps_each_variant_from_the_earliest_engine_that_has_it(recorded):
+    names = [v.name for v in recorded.variants if v.image][:2]
+    a = _part(recorded, "r1", names[:1], "a", server_version="first")
+    b = _part(recorded, "r2", names, "b", server_version="second")
+    merged = merge.merge([a, b], run_id="m", created_utc=recorded.created_utc)
+    primary = merged.primary()
+    assert [(v.name, v.engine_name) for v in primary.variants] == [(names[0], "a"),
+                                                                    (names[1], "b")]
+    c = _part(recorded, "r3", names[:1], "a", server_version="later")
+    c = dataclasses.replace(c, variants=[])
+    again = merge.merge([a, b, c], run_id="m2", created_utc=recorded.created_utc)
+    assert again.engines["a"].server_version == "first"

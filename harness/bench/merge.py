@@ -45,13 +45,20 @@ def problems(runs: Sequence[Run], *, force: bool = False) -> list[str]:
     return [*_fatal(runs), *([] if force else _differences(runs))]
 
 
+def _identity(run: Run) -> tuple:
+    """A run as itself: two shards can start in the same second (the same run id) on
+    machines of the same name, but never measure the same rows."""
+    return (run.run_id, run.machine.hostname, run.created_utc,
+            tuple(sorted((v.name, v.engine_name or "") for v in run.variants)))
+
+
 def _fatal(runs: Sequence[Run]) -> list[str]:
     out: list[str] = []
-    seen: dict[str, int] = {}
-    for i, run in enumerate(runs):
-        if run.run_id in seen:
+    seen: set[tuple] = set()
+    for run in runs:
+        if _identity(run) in seen:
             out.append(f"run {run.run_id} is given twice (a run cannot be merged with itself)")
-        seen.setdefault(run.run_id, i)
+        seen.add(_identity(run))
     rows: dict[tuple[str, str], str] = {}
     for run in map(stamped, runs):
         for v in run.variants:
@@ -63,7 +70,47 @@ def _fatal(runs: Sequence[Run]) -> list[str]:
     return out
 
 
+# What must be alike for two runs' figures to sit in one table.
+_METHOD = ("repeat", "scenarios", "warmup", "builders", "build_args", "env", "runtime",
+           "registry")
+
+
 def _differences(runs: Sequence[Run]) -> list[str]:
+    out = [*_incomplete(runs), *_methods(runs), *_sources(runs)]
+    return list(dict.fromkeys(out))
+
+
+def _incomplete(runs: Sequence[Run]) -> list[str]:
+    """Shards missing from the set, and parts that did not finish."""
+    out = [f"run {r.run_id} did not finish (variants still running: --resume it first)"
+           for r in runs if r.finished_utc is None]
+    specs = {r.settings.shard for r in runs if r.settings.shard}
+    if specs:
+        counts = {int(spec.split("/")[1]) for spec in specs}
+        if len(counts) > 1:
+            out.append(f"the runs are shards of different splits ({', '.join(sorted(specs))})")
+        else:
+            n = counts.pop()
+            missing = [f"{k}/{n}" for k in range(1, n + 1) if f"{k}/{n}" not in specs]
+            if missing:
+                out.append(f"shard(s) {', '.join(missing)} missing: the merged run would lack "
+                           f"their variants")
+    return out
+
+
+def _methods(runs: Sequence[Run]) -> list[str]:
+    out: list[str] = []
+    first = runs[0] if runs else None
+    for run in runs[1:]:
+        for key in _METHOD:
+            a, b = getattr(first.settings, key), getattr(run.settings, key)
+            if a != b:
+                out.append(f"runs {first.run_id} and {run.run_id} were measured differently: "
+                           f"{key} {a!r} against {b!r}")
+    return out
+
+
+def _sources(runs: Sequence[Run]) -> list[str]:
     out: list[str] = []
     first = runs[0] if runs else None
     for run in runs[1:]:
@@ -91,7 +138,7 @@ def _differences(runs: Sequence[Run]) -> list[str]:
             have = bases.setdefault(ref, (what, run.run_id))
             if have[0] != what:
                 out.append(f"base {ref}: {have[0]} in run {have[1]}, {what} in run {run.run_id}")
-    return list(dict.fromkeys(out))
+    return out
 
 
 def _base_identity(res: BaseResolution) -> str | None:
@@ -111,7 +158,8 @@ def merge(runs: Sequence[Run], *, run_id: str, created_utc: str,
     first = parts[0]
     engines: dict[str, Engine] = {}
     for run in parts:
-        engines.update(run.engines or {engine_name(run): run.engine})
+        for name, described in (run.engines or {engine_name(run): run.engine}).items():
+            engines.setdefault(name, described)  # the first run's description leads
     names = list(dict.fromkeys([*order, *(v.name for r in parts for v in r.variants)]))
     rank = {n: i for i, n in enumerate(names)}
     engine_rank = {n: i for i, n in enumerate(engines)}
