@@ -10,10 +10,10 @@ SHARD  ?=  # K/N: measure the K-th of N parts (writes to results/shard-K); `make
 .PHONY: bench merge test lint setup engine browser engines engines-stop engines-status bases report list clean-venv
 
 bench: setup engine  ## build and measure every variant; prints the table
-	$(BIN)/harness run --repeat $(REPEAT) $(if $(strip $(NODE)),--build-arg NODE=$(strip $(NODE)) --out results/node$(strip $(NODE))) $(if $(strip $(SHARD)),--shard $(strip $(SHARD)) --out $(RESULTS)/shard-$(firstword $(subst /, ,$(strip $(SHARD))))) $(ARGS)
+	$(BIN)/harness run --repeat $(REPEAT) $(if $(strip $(NODE)),--build-arg NODE=$(strip $(NODE))) $(if $(strip $(NODE)$(SHARD)),--out $(OUT)$(if $(strip $(SHARD)),/shard-$(firstword $(subst /, ,$(strip $(SHARD)))))) $(if $(strip $(SHARD)),--shard $(strip $(SHARD))) $(ARGS)
 
-merge: setup  ## join the shards' runs ($(RESULTS)/shard-*) into one run in $(RESULTS)
-	$(BIN)/harness merge $(sort $(wildcard $(RESULTS)/shard-*)) --out $(RESULTS)
+merge: setup  ## join the shards' runs ($(OUT)/shard-*) into one run in $(OUT)
+	$(BIN)/harness merge $(sort $(wildcard $(OUT)/shard-*)) --out $(OUT)
 
 test: setup engine browser  ## every test, against a real engine (and Chromium for the report)
 	$(BIN)/pytest $(ARGS)
@@ -65,6 +65,8 @@ clean-venv:
 DATA_BRANCH ?= results-data
 BASELINE    ?= baseline
 RESULTS     ?= results
+# Where bench (with NODE or SHARD) and merge write: results, or results/nodeN.
+OUT          = $(if $(strip $(NODE)),$(RESULTS)/node$(strip $(NODE)),$(RESULTS))
 SITE        ?= site
 COMPARE     ?= compare.md
 

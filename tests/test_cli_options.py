@@ -290,6 +290,24 @@ def test_a_shard_with_work_on_one_engine_runs_on_that_engine(tmp_path, fake_benc
     assert (port.name, port.host) == ("b", "unix:///run/b.sock")
 
 
+def test_resume_completes_a_shard_on_its_engine(tmp_path, fake_bench):
+    from harness import store
+
+    run = store.load_run(FIXTURE_RUN)
+    part = tmp_path / "part"
+    part.mkdir()
+    store.save(part, dataclasses.replace(
+        run, engine=dataclasses.replace(run.engine, name="b", host="unix:///run/b.sock"),
+        settings=dataclasses.replace(run.settings, engines=["b"], shard="2/2",
+                                     names=["single-node20"], planned=["x", "single-node20"])))
+    result = CliRunner().invoke(app, ["run", "--resume", str(part)])
+    assert result.exit_code == 0, result.output
+    opts, names = fake_bench[-1]
+    # The same engine, the shard's own variants: no new split.
+    assert names == ["single-node20"] and opts.shard is None
+    assert (fake_bench.ports[-1].name, fake_bench.ports[-1].host) == ("b", "unix:///run/b.sock")
+
+
 def test_resume_refuses_a_merged_run(tmp_path, fake_bench):
     from harness import store
 

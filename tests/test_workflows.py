@@ -144,7 +144,10 @@ def test_workflow_make_targets_run_locally(tmp_path):
 def test_shards_bench_apart_and_merge_with_make(tmp_path):
     """`make bench SHARD=K/N` writes results/shard-K; `make merge` joins the shards."""
     proc = _make(ROOT, "bench", "-n", SHARD="2/3", RESULTS="r")
-    assert "--shard 2/3 --out r/shard-2" in proc.stdout, proc.stdout + proc.stderr
+    assert "--out r/shard-2 --shard 2/3" in proc.stdout, proc.stdout + proc.stderr
+    proc = _make(ROOT, "bench", "merge", "-n", SHARD="1/2", NODE="24", RESULTS="r")
+    assert "--out r/node24/shard-1 --shard 1/2" in proc.stdout, proc.stdout + proc.stderr
+    assert "merge  --out r/node24" in proc.stdout  # no shard-* there yet
     run = load_run(FIXTURES / "run")
     results = tmp_path / "results"
     names = [v.name for v in run.variants]

@@ -22,6 +22,7 @@ from harness.bench.engine_port import DockerEngine
 from harness.bench.options import RunOptions
 from harness.bench.shards import Job
 from harness.bench.variants import Variant
+from harness.engine.client import ENGINE_ERRORS, first_line
 from harness.errors import HarnessError
 from harness.model import HistoryEntry, Run
 
@@ -117,13 +118,16 @@ def _measure_part(target: Target, chosen: list[Variant], run_dir: Path, opts: Ru
     part_opts = dataclasses.replace(
         opts, out=run_dir / PARTS_DIR / target.name,
         selection=dataclasses.replace(opts.selection, names=tuple(v.name for v in chosen)),
+        # A part is a run of one engine: `--resume PART` completes it there.
+        engines=(f"{target.name}={target.host}",), engines_mode=None,
         cold_pull=opts.cold_pull and mode == COMPARE)  # one empty engine per machine
     try:
         client = connect(target)
         port = DockerEngine(client, host=target.host, name=target.name)
         _, part, _ = runner.execute(client, chosen, part_opts, progress_for(target), port=port)
-    except HarnessError as exc:
-        return Part(target, _newest_part(part_opts.out), f"engine {target.name}: {exc}")
+    except (HarnessError, *ENGINE_ERRORS) as exc:  # an engine that died: keep what it measured
+        why = str(exc) if isinstance(exc, HarnessError) else first_line(exc)
+        return Part(target, _newest_part(part_opts.out), f"engine {target.name}: {why}")
     return Part(target, part)
 
 

@@ -121,8 +121,14 @@ def resumed(run_dir: Path, given: RunOptions) -> RunOptions:
         raise HarnessError(f"{run_dir}: a run of several engines or a merge of runs; --resume "
                            f"completes a run of one engine (resume its parts, then merge)")
     run_dir = run_dir if run_dir.is_dir() else run_dir.parent
-    return options_from_settings(previous.settings,
+    opts = options_from_settings(previous.settings,
                                  replace(given, resume=run_dir, out=run_dir.parent))
+    if previous.settings.engines and previous.engine.host:  # one --engine: the same engine
+        opts = replace(opts, engines=(f"{previous.settings.engines[0]}={previous.engine.host}",))
+    if previous.settings.shard:
+        # The shard's own variants, not a new split: the history beside it has grown since.
+        opts = replace(opts, shard=None)  # settings.names holds the shard's variants
+    return opts
 
 
 def finished(opts: RunOptions, manifest_warnings: list[str]) -> RunOptions:

@@ -196,12 +196,6 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
             raise HarnessError("--resume completes a run on the engine it was measured on; "
                                "leave out --engine")
         opts = resumed(run_path(resume, given.out), given) if resume is not None else given
-        if "buildkit" in opts.builders:
-            from harness.engine.buildkit import available
-
-            problem = available()
-            if problem:
-                raise HarnessError(f"--builder buildkit: {problem}")
         chosen = opts.selection
         variants, warnings = load_warned(chosen.variants_dir, chosen.context, list(chosen.names))
         if not variants:
@@ -216,6 +210,7 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
         targets = _targets(opts)
         jobs, opts = _jobs(opts, variants, targets)
         targets = [t for t in targets if any(j.engine == t.name for j in jobs)]  # with work
+        _check_buildkit(opts, targets)
         clients = _connect(targets)
     except HarnessError as exc:
         raise fail_for(exc) from None
@@ -223,6 +218,19 @@ def _prepare(given: RunOptions, resume: Path | None, check: bool,
     return _Ready(finished(opts, warnings), [v for v in variants if v.name in measured],
                   chosen.variants_dir, warnings, baseline, next(iter(clients.values())),
                   targets, clients, jobs)
+
+
+def _check_buildkit(opts: RunOptions, targets: list) -> None:
+    """`--builder buildkit` needs a BuildKit CLI for every engine measured on."""
+    if "buildkit" not in opts.builders:
+        return
+    from harness.engine.buildkit import available
+
+    for t in targets:
+        problem = available(t.host)
+        if problem:
+            where = f" on engine {t.name}" if t.host else ""
+            raise HarnessError(f"--builder buildkit{where}: {problem}")
 
 
 def _targets(opts: RunOptions) -> list:
@@ -263,6 +271,9 @@ def _jobs(opts: RunOptions, variants: list, targets: list) -> tuple[list, RunOpt
         if not jobs:
             raise BadInput(f"--shard {shard}: no work in this shard ({len(names)} variant(s) "
                            f"on {len(engines)} engine(s) over {shard.count} shards)")
+        # Recorded: `--resume` completes these, whatever the history later says.
+        opts = replace(opts, selection=replace(opts.selection, names=tuple(
+            dict.fromkeys(j.variant for j in jobs))))
     return jobs, replace(opts, planned=tuple(names))
 
 
@@ -396,7 +407,7 @@ def _write_outputs(record: Run, run_dir: Path, out_dir: Path, console=None) -> N
     # The article's table and the answer; the rest is in report.md and index.html.
     console.print("\n".join(table_lines(record)), highlight=False, markup=False)
     console.print()
-    console.print(verdict(record).why, highlight=False, markup=False)
+    console.print(verdict(record.primary()).why, highlight=False, markup=False)
     console.print()
     for path in (run_dir / store.RESULTS_FILE, written.csv, written.build_times_csv,
                  written.table, written.report, *written.charts, written.html):

@@ -281,7 +281,7 @@ def compare(baseline: Run | dict, current: Run | dict, factor: float = DEFAULT_F
 def compare_variants(record: Run | dict, a: str, b: str, factor: float = DEFAULT_FACTOR,
                      alpha: float = DEFAULT_ALPHA) -> list[Row]:
     """Variant `a` (as baseline) against variant `b` of the same run: one row."""
-    run = run_of(record)
+    run = run_of(record).primary()  # one row per variant
     by_name = {v.name: v for v in run.variants}
     unknown = [n for n in (a, b) if n not in by_name]
     if unknown:

@@ -36,7 +36,7 @@ def history_line(facts: Facts) -> str:
 
 def run_entries(run: Run | dict) -> list[HistoryEntry]:
     """The history lines of a run, one per variant, in the run's order."""
-    run = run_of(run)
+    run = run_of(run).primary()  # one line per variant, as `harness compare` reads them
     return [HistoryEntry.of(run, v) for v in run.variants]
 
 
