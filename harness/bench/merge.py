@@ -39,9 +39,9 @@ def stamped(run: Run) -> Run:
 
 
 def problems(runs: Sequence[Run], *, force: bool = False) -> list[str]:
-    """Why these runs cannot be merged, one line each (empty: they can). `force` lets
-    different harnesses, Dockerfiles and bases through; never a run given twice or a row
-    measured twice."""
+    """Why these runs cannot be merged, one line each (empty: they can). `force` lets an
+    incomplete set of shards, other methods, harnesses, Dockerfiles and bases through; never
+    a run given twice or a row measured twice."""
     return [*_fatal(runs), *([] if force else _differences(runs))]
 
 
@@ -76,7 +76,7 @@ _METHOD = ("repeat", "scenarios", "warmup", "builders", "build_args", "env", "ru
 
 
 def _differences(runs: Sequence[Run]) -> list[str]:
-    out = [*_incomplete(runs), *_methods(runs), *_sources(runs)]
+    out = [*_incomplete(runs), *_against_first(runs), *_sources(runs)]
     return list(dict.fromkeys(out))
 
 
@@ -98,29 +98,27 @@ def _incomplete(runs: Sequence[Run]) -> list[str]:
     return out
 
 
-def _methods(runs: Sequence[Run]) -> list[str]:
+def _against_first(runs: Sequence[Run]) -> list[str]:
+    """Each run against the first: the harness that measured it, and how."""
     out: list[str] = []
     first = runs[0] if runs else None
     for run in runs[1:]:
+        pair = f"runs {first.run_id} and {run.run_id}"
+        a, b = first.harness, run.harness
+        if a.version != b.version:
+            out.append(f"{pair}: harness {a.version} against {b.version}")
+        elif a.git.commit and b.git.commit and a.git.commit != b.git.commit:
+            out.append(f"{pair}: harness commit {a.git.commit[:12]} against {b.git.commit[:12]}")
         for key in _METHOD:
-            a, b = getattr(first.settings, key), getattr(run.settings, key)
-            if a != b:
-                out.append(f"runs {first.run_id} and {run.run_id} were measured differently: "
-                           f"{key} {a!r} against {b!r}")
+            was, now = getattr(first.settings, key), getattr(run.settings, key)
+            if was != now:
+                out.append(f"{pair} were measured differently: {key} {was!r} against {now!r}")
     return out
 
 
 def _sources(runs: Sequence[Run]) -> list[str]:
+    """The same variant built from another Dockerfile, the same base of other content."""
     out: list[str] = []
-    first = runs[0] if runs else None
-    for run in runs[1:]:
-        a, b = first.harness, run.harness
-        if a.version != b.version:
-            out.append(f"runs {first.run_id} and {run.run_id}: harness {a.version} against "
-                       f"{b.version}")
-        elif a.git.commit and b.git.commit and a.git.commit != b.git.commit:
-            out.append(f"runs {first.run_id} and {run.run_id}: harness commit "
-                       f"{a.git.commit[:12]} against {b.git.commit[:12]}")
     dockerfiles: dict[str, tuple[str, str]] = {}
     bases: dict[str, tuple[str, str]] = {}
     for run in runs:

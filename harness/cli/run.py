@@ -329,25 +329,16 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
     try:
         if len(ready.clients) > 1:
             return _execute_engines(ready)
-        if ready.targets[0].host is not None:  # one --engine: that engine, by its name
-            from harness.bench.engine_port import DockerEngine
-
-            t = ready.targets[0]
-            port = DockerEngine(ready.client, host=t.host, name=t.name)
+        port = _named_port(ready)
+        if not sys.stderr.isatty():  # a log: one line per build, a line every 30 s at least
             plain = progress.PlainProgress(sys.stderr)
             try:
                 return runner.execute(ready.client, ready.variants, ready.opts, plain, port=port)
             finally:
                 plain.close()
-        if not sys.stderr.isatty():  # a log: one line per build, a line every 30 s at least
-            plain = progress.PlainProgress(sys.stderr)
-            try:
-                return runner.execute(ready.client, ready.variants, ready.opts, plain)
-            finally:
-                plain.close()
         with progress.bar(err) as shown:
             overall = progress.BarProgress(shown, _workload(ready))
-            return runner.execute(ready.client, ready.variants, ready.opts, overall)
+            return runner.execute(ready.client, ready.variants, ready.opts, overall, port=port)
     except EngineUnavailable as exc:
         raise fail(str(exc), ExitCode.NO_ENGINE) from None
     except HarnessError as exc:  # mid-run: what was measured is saved, the run is not whole
@@ -355,6 +346,16 @@ def _execute(ready: _Ready) -> tuple[Path, Run, int]:
     except KeyboardInterrupt as exc:
         err.print("interrupted: partial results saved", highlight=False)
         raise typer.Exit(143 if isinstance(exc, Terminated) else ExitCode.INTERRUPTED) from None
+
+
+def _named_port(ready: _Ready):
+    """One --engine: that engine, recorded by its name and host; None: the default one."""
+    t = ready.targets[0]
+    if t.host is None:
+        return None
+    from harness.bench.engine_port import DockerEngine
+
+    return DockerEngine(ready.client, host=t.host, name=t.name)
 
 
 def _execute_engines(ready: _Ready) -> tuple[Path, Run, int]:

@@ -16,10 +16,11 @@ import pandas as pd
 
 from harness.analysis.sizes import engine_label, store_kind
 from harness.model import Build, Engine, Run, VariantResult
-from harness.report.formatting import label_of, markdown_table
+from harness.report.build_tables import builds
+from harness.report.charts import DPI, MB, WIDTH
+from harness.report.formatting import label_of, markdown_table, scenario_samples
 from harness.report.units import human_seconds, human_size
 
-MB = 1e6
 ENGINE_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 
 
@@ -41,9 +42,7 @@ def _engine(run: Run, v: VariantResult) -> Engine:
 
 
 def _cold_median(run: Run, build: Build | None) -> float | None:
-    if build is None:
-        return None
-    samples = build.samples_by_scenario(run.settings.scenario)
+    samples = scenario_samples(run, build)
     cold = samples.get("cold") or next((s for s in samples.values() if s), [])
     return statistics.median(cold) if cold else None
 
@@ -55,10 +54,8 @@ def builders(run: Run) -> list[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def _build_by(v: VariantResult, builder: str) -> Build | None:
-    if v.build is not None and (v.build.builder or v.builder) == builder:
-        return v.build
-    return (v.extra_builds or {}).get(builder)
+def _build_by(run: Run, v: VariantResult, builder: str) -> Build | None:
+    return next((b for name, _, b in builds(run, v) if name == builder), None)
 
 
 def comparison_frame(run: Run) -> pd.DataFrame:
@@ -73,7 +70,7 @@ def comparison_frame(run: Run) -> pd.DataFrame:
                if image else "–",
                "Layers": image.layer_count if image else "–"}
         for b in builders(run):
-            row[f"Build, {b} (cold median)"] = human_seconds(_cold_median(run, _build_by(v, b)))
+            row[f"Build, {b} (cold median)"] = human_seconds(_cold_median(run, _build_by(run, v, b)))
         row["Compressed"] = human_size(v.compressed_size_bytes)
         row["Push"] = human_seconds(reg.push_seconds) if reg and reg.push_seconds else "–"
         row["Pull"] = human_seconds(reg.pull_seconds) if reg and reg.pull_seconds else "–"
@@ -182,7 +179,7 @@ def chart(run: Run):
     labels = {v.name: label_of(v) for v in run.variants}
     cell = {(v.name, v.engine_name): v for v in run.variants}
     height = 0.8 / len(engines)
-    fig, ax = plt.subplots(figsize=(11.0, 0.5 * len(names) * len(engines) + 2.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.5 * len(names) * len(engines) + 2.2), dpi=DPI)
     for j, engine in enumerate(engines):
         ys, sizes, listed = [], [], []
         for i, name in enumerate(names):
